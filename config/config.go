@@ -1,0 +1,168 @@
+package config
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/vigilhq/vigil"
+)
+
+// Config is the whole configuration of a Vigil process. Each section is a
+// struct field whose yaml tag is the section's key; adding a section (tasks,
+// agent, auth, …) is adding a field here, a case or two to Validate, and the
+// same keys to dev.yaml and prod.yaml. Environment variables, unknown-key
+// checks, redaction and logging follow from the tags.
+type Config struct {
+	Server Server `yaml:"server"` // the HTTP server (vigil serve)
+	Log    Log    `yaml:"log"`    // the structured log of every role
+	Store  Store  `yaml:"store"`  // the storage backend of every role
+}
+
+// Server configures the HTTP server of vigil serve: REST, SSE, MCP at /mcp
+// and the console.
+type Server struct {
+	// Addr is the HOST:PORT to listen on. Port 0 picks a free port (tests).
+	// An address other than loopback is refused until authentication is
+	// configured.
+	Addr string `yaml:"addr"`
+
+	// Heartbeat is how often an idle SSE stream gets a comment line, so
+	// that proxies and clients do not time it out.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+
+	// ShutdownTimeout bounds how long a stopping server waits for open
+	// requests and streams to finish.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// BaseURL is the public URL clients reach the server at, when it is not
+	// the listen address (behind a proxy); used to build links. Optional.
+	BaseURL string `yaml:"base_url"`
+}
+
+// Log configures the process's structured log.
+type Log struct {
+	// Level is the lowest level logged: debug, info, warn or error.
+	Level string `yaml:"level"`
+
+	// Format is json (one object a line, for collectors) or text (for
+	// people at a terminal).
+	Format string `yaml:"format"`
+}
+
+// Store configures persistence: threads' events, tasks, runs, tools and
+// memory all live in the one backend chosen here.
+type Store struct {
+	// Driver is bolt (an embedded file, one process) or redis (many
+	// instances and workers). Load derives it when it is left empty: redis
+	// when Redis.URL is set, else bolt.
+	Driver string `yaml:"driver"`
+
+	// DataDir is the directory of the bolt file (DataDir/vigil.db). A
+	// relative path is relative to the working directory, not to the
+	// config file.
+	DataDir string `yaml:"data_dir"`
+
+	// MaxEventsPerThread is how many events a thread keeps; older ones are
+	// trimmed. It applies to both backends.
+	MaxEventsPerThread int `yaml:"max_events_per_thread"`
+
+	// Redis configures the Redis backend, used when Driver is redis.
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis configures the Redis backend. Its keys are checked whatever the
+// driver, so a typo shows up before the switch to Redis.
+type Redis struct {
+	// URL is redis://[user:pass@]host:port/db, or rediss:// for TLS. It
+	// holds the password, so it is masked when the config is logged.
+	URL string `yaml:"url" secret:"url"`
+
+	// Prefix starts every key Vigil writes, so that several deployments
+	// (or test runs) can share one Redis.
+	Prefix string `yaml:"prefix"`
+
+	// MaxFollowers bounds the backend subscriptions (one blocking stream
+	// read per followed thread) a process holds open at once.
+	MaxFollowers int `yaml:"max_followers"`
+}
+
+// Default returns the configuration used when there is no file, no
+// environment and no flag: an embedded bolt store in ./vigil-data, JSON logs
+// at info, and the server on 127.0.0.1:7070. It is valid as it is.
+func Default() Config {
+	c := defaults()
+	c.resolve()
+	return c
+}
+
+// defaults is Default before derived values are filled in: the first layer
+// of Load, in which an empty store.driver still means "not chosen".
+func defaults() Config {
+	return Config{
+		Server: Server{
+			Addr:            "127.0.0.1:7070",
+			Heartbeat:       15 * time.Second,
+			ShutdownTimeout: 10 * time.Second,
+		},
+		Log: Log{
+			Level:  "info",
+			Format: "json",
+		},
+		Store: Store{
+			DataDir:            "./vigil-data",
+			MaxEventsPerThread: 100_000,
+			Redis: Redis{
+				Prefix:       "vigil",
+				MaxFollowers: 1024,
+			},
+		},
+	}
+}
+
+// resolve fills in the values derived from others once every layer is in.
+func (c *Config) resolve() {
+	if c.Store.Driver == "" {
+		c.Store.Driver = DriverBolt
+		if c.Store.Redis.URL != "" {
+			c.Store.Driver = DriverRedis
+		}
+	}
+}
+
+// The values of Store.Driver.
+const (
+	DriverBolt  = "bolt"  // the embedded bbolt file: one process, no Redis
+	DriverRedis = "redis" // Redis: many serve instances and workers
+)
+
+// BoltPath returns the path of the bolt database file inside DataDir.
+func (s Store) BoltPath() string { return filepath.Join(s.DataDir, "vigil.db") }
+
+var levels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// SlogLevel returns Level as a slog.Level; info for a level Validate would
+// reject.
+func (l Log) SlogLevel() slog.Level {
+	if lv, ok := levels[l.Level]; ok {
+		return lv
+	}
+	return slog.LevelInfo
+}
+
+// NewHandler returns a slog handler writing to w in Format at Level, wrapped
+// in vigil.LogHandler so that records logged with a request's context carry
+// its trace_id and tenant. A format Validate would reject gives JSON.
+func (l Log) NewHandler(w io.Writer) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == "text" {
+		return vigil.LogHandler(slog.NewTextHandler(w, opts))
+	}
+	return vigil.LogHandler(slog.NewJSONHandler(w, opts))
+}

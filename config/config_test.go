@@ -1,0 +1,700 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigilhq/vigil"
+)
+
+// writeFile writes a YAML file into a temp dir and returns its path.
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func ptr(s string) *string { return &s }
+
+func TestDefault(t *testing.T) {
+	want := Config{
+		Server: Server{Addr: "127.0.0.1:7070", Heartbeat: 15 * time.Second, ShutdownTimeout: 10 * time.Second},
+		Log:    Log{Level: "info", Format: "json"},
+		Store: Store{
+			Driver: "bolt", DataDir: "./vigil-data", MaxEventsPerThread: 100000,
+			Redis: Redis{Prefix: "vigil", MaxFollowers: 1024},
+		},
+	}
+	if got := Default(); got != want {
+		t.Errorf("Default() = %+v\nwant %+v", got, want)
+	}
+	if err := Default().Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v", err)
+	}
+	got, err := Load("", nil, Overrides{})
+	if err != nil {
+		t.Fatalf("Load with no file: %v", err)
+	}
+	if got != want {
+		t.Errorf("Load with no file = %+v\nwant %+v", got, want)
+	}
+	if p := got.Store.BoltPath(); p != filepath.Join("vigil-data", "vigil.db") {
+		t.Errorf("BoltPath() = %q", p)
+	}
+}
+
+func TestLoadEmptyFile(t *testing.T) {
+	for _, text := range []string{"", "# only a comment\n", "---\n"} {
+		got, err := Load(writeFile(t, text), nil, Overrides{})
+		if err != nil {
+			t.Errorf("Load(%q): %v", text, err)
+			continue
+		}
+		if got != Default() {
+			t.Errorf("Load(%q) = %+v, want the defaults", text, got)
+		}
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	const file = `
+server:
+  addr: 127.0.0.1:1000
+  heartbeat: 1s
+store:
+  data_dir: /file
+  max_events_per_thread: 10
+`
+	tests := []struct {
+		name  string
+		file  string // "" means no file
+		env   []string
+		flags Overrides
+		check func(c Config) string // returns what is wrong, or ""
+	}{
+		{
+			name: "file over defaults; keys the file leaves out keep defaults",
+			file: file,
+			check: func(c Config) string {
+				d := Default()
+				switch {
+				case c.Server.Addr != "127.0.0.1:1000", c.Server.Heartbeat != time.Second,
+					c.Store.DataDir != "/file", c.Store.MaxEventsPerThread != 10:
+					return "file values not applied"
+				case c.Server.ShutdownTimeout != d.Server.ShutdownTimeout, c.Log != d.Log, c.Store.Redis != d.Store.Redis:
+					return "keys absent from the file lost their defaults"
+				}
+				return ""
+			},
+		},
+		{
+			name: "env over file",
+			file: file,
+			env: []string{
+				"VIGIL_SERVER_ADDR=127.0.0.1:2000", "VIGIL_SERVER_HEARTBEAT=2s",
+				"VIGIL_STORE_MAX_EVENTS_PER_THREAD=20", "VIGIL_LOG_FORMAT=text",
+				"PATH=/bin", "VIGIL_CONFIG=/elsewhere.yaml", // not ours: ignored
+			},
+			check: func(c Config) string {
+				if c.Server.Addr != "127.0.0.1:2000" || c.Server.Heartbeat != 2*time.Second ||
+					c.Store.MaxEventsPerThread != 20 || c.Log.Format != "text" || c.Store.DataDir != "/file" {
+					return "env did not override the file"
+				}
+				return ""
+			},
+		},
+		{
+			name:  "flags over env over file",
+			file:  file,
+			env:   []string{"VIGIL_SERVER_ADDR=127.0.0.1:2000", "VIGIL_STORE_DATA_DIR=/env"},
+			flags: Overrides{Addr: ptr("127.0.0.1:3000"), DataDir: ptr("/flag")},
+			check: func(c Config) string {
+				if c.Server.Addr != "127.0.0.1:3000" || c.Store.DataDir != "/flag" || c.Server.Heartbeat != time.Second {
+					return "flags did not override env and file"
+				}
+				return ""
+			},
+		},
+		{
+			name: "env without a file",
+			env:  []string{"VIGIL_SERVER_ADDR=localhost:0"},
+			check: func(c Config) string {
+				if c.Server.Addr != "localhost:0" {
+					return "env not applied over defaults"
+				}
+				return ""
+			},
+		},
+		{
+			name: "last duplicate env entry wins",
+			env:  []string{"VIGIL_SERVER_ADDR=127.0.0.1:1", "VIGIL_SERVER_ADDR=127.0.0.1:2"},
+			check: func(c Config) string {
+				if c.Server.Addr != "127.0.0.1:2" {
+					return "want the last value"
+				}
+				return ""
+			},
+		},
+		{
+			name: "a redis url alone selects redis",
+			env:  []string{"VIGIL_STORE_REDIS_URL=redis://localhost:6379/0"},
+			check: func(c Config) string {
+				if c.Store.Driver != DriverRedis {
+					return "driver " + c.Store.Driver
+				}
+				return ""
+			},
+		},
+		{
+			name: "an explicit bolt driver keeps bolt whatever the url",
+			file: "store:\n  driver: bolt\n",
+			env:  []string{"VIGIL_STORE_REDIS_URL=redis://localhost:6379/0"},
+			check: func(c Config) string {
+				if c.Store.Driver != DriverBolt {
+					return "driver " + c.Store.Driver
+				}
+				return ""
+			},
+		},
+		{
+			name:  "--redis sets url and driver over an explicit bolt",
+			file:  "store:\n  driver: bolt\n",
+			flags: Overrides{RedisURL: ptr("rediss://u:p@cache:6380/2")},
+			check: func(c Config) string {
+				if c.Store.Driver != DriverRedis || c.Store.Redis.URL != "rediss://u:p@cache:6380/2" {
+					return "driver " + c.Store.Driver + " url " + c.Store.Redis.URL
+				}
+				return ""
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			c, err := Load(path, tt.env, tt.flags)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if msg := tt.check(c); msg != "" {
+				t.Errorf("%s: got %+v", msg, c)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   []string // every message, in order; nil for valid
+	}{
+		{"defaults", func(c *Config) {}, nil},
+		{"port 0", func(c *Config) { c.Server.Addr = "127.0.0.1:0" }, nil},
+		{"localhost", func(c *Config) { c.Server.Addr = "LocalHost:7070" }, nil},
+		{"other 127/8", func(c *Config) { c.Server.Addr = "127.1.2.3:7070" }, nil},
+		{"ipv6 loopback", func(c *Config) { c.Server.Addr = "[::1]:7070" }, nil},
+		{"base url", func(c *Config) { c.Server.BaseURL = "https://vigil.example.com/app" }, nil},
+		{"redis", func(c *Config) {
+			c.Store.Driver = DriverRedis
+			c.Store.Redis.URL = "rediss://user:secret@cache.internal:6380/3"
+		}, nil},
+		{"redis without port or db", func(c *Config) {
+			c.Store.Driver = DriverRedis
+			c.Store.Redis.URL = "redis://cache"
+		}, nil},
+		{"bolt without data dir is fine with redis", func(c *Config) {
+			c.Store.Driver = DriverRedis
+			c.Store.Redis.URL = "redis://cache:6379/0"
+			c.Store.DataDir = ""
+		}, nil},
+
+		{"addr without port", func(c *Config) { c.Server.Addr = "7070" },
+			[]string{`server.addr: want HOST:PORT, got "7070"`}},
+		{"addr port out of range", func(c *Config) { c.Server.Addr = "127.0.0.1:70000" },
+			[]string{`server.addr: want HOST:PORT with a port from 0 to 65535, got "127.0.0.1:70000"`}},
+		{"addr named port", func(c *Config) { c.Server.Addr = "127.0.0.1:http" },
+			[]string{`server.addr: want HOST:PORT with a port from 0 to 65535, got "127.0.0.1:http"`}},
+		{"all interfaces", func(c *Config) { c.Server.Addr = "0.0.0.0:7070" },
+			[]string{"server.addr: refusing to bind non-loopback address 0.0.0.0:7070 without authentication; configure auth or bind 127.0.0.1"}},
+		{"empty host", func(c *Config) { c.Server.Addr = ":7070" },
+			[]string{"server.addr: refusing to bind non-loopback address :7070 without authentication; configure auth or bind 127.0.0.1"}},
+		{"a host name", func(c *Config) { c.Server.Addr = "vigil.example.com:7070" },
+			[]string{"server.addr: refusing to bind non-loopback address vigil.example.com:7070 without authentication; configure auth or bind 127.0.0.1"}},
+		{"ipv6 any", func(c *Config) { c.Server.Addr = "[::]:7070" },
+			[]string{"server.addr: refusing to bind non-loopback address [::]:7070 without authentication; configure auth or bind 127.0.0.1"}},
+		{"zero heartbeat", func(c *Config) { c.Server.Heartbeat = 0 },
+			[]string{"server.heartbeat: must be positive, got 0s"}},
+		{"negative shutdown timeout", func(c *Config) { c.Server.ShutdownTimeout = -time.Second },
+			[]string{"server.shutdown_timeout: must be positive, got -1s"}},
+		{"relative base url", func(c *Config) { c.Server.BaseURL = "vigil.example.com" },
+			[]string{`server.base_url: want an absolute http or https URL, got "vigil.example.com"`}},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" },
+			[]string{`log.level: want one of debug, info, warn, error; got "verbose"`}},
+		{"log format", func(c *Config) { c.Log.Format = "xml" },
+			[]string{`log.format: want one of json, text; got "xml"`}},
+		{"driver", func(c *Config) { c.Store.Driver = "sqlite" },
+			[]string{`store.driver: want one of bolt, redis; got "sqlite"`}},
+		{"redis without url", func(c *Config) { c.Store.Driver = DriverRedis },
+			[]string{"store.driver: redis needs store.redis.url"}},
+		{"bolt without data dir", func(c *Config) { c.Store.DataDir = "" },
+			[]string{"store.data_dir: bolt needs a data directory"}},
+		{"max events", func(c *Config) { c.Store.MaxEventsPerThread = 0 },
+			[]string{"store.max_events_per_thread: must be at least 1, got 0"}},
+		{"redis scheme", func(c *Config) { c.Store.Redis.URL = "http://cache:6379" },
+			[]string{`store.redis.url: scheme must be redis or rediss, got "http"`}},
+		{"redis host", func(c *Config) { c.Store.Redis.URL = "redis:///0" },
+			[]string{"store.redis.url: want redis://[user:pass@]host:port/db or rediss://…; the host is missing"}},
+		{"redis port", func(c *Config) { c.Store.Redis.URL = "redis://cache:0/0" },
+			[]string{"store.redis.url: want redis://[user:pass@]host:port/db or rediss://…; the port must be from 1 to 65535"}},
+		{"redis db", func(c *Config) { c.Store.Redis.URL = "redis://cache:6379/zero" },
+			[]string{"store.redis.url: want redis://[user:pass@]host:port/db or rediss://…; the database must be a number"}},
+		{"redis unparsable, password not echoed", func(c *Config) { c.Store.Redis.URL = "redis://u:hunter2@cache:port/0" },
+			[]string{"store.redis.url: want redis://[user:pass@]host:port/db or rediss://…"}},
+		{"redis prefix", func(c *Config) { c.Store.Redis.Prefix = "" },
+			[]string{`store.redis.prefix: want 1 to 64 characters from [A-Za-z0-9_.:-], got ""`}},
+		{"redis prefix with space", func(c *Config) { c.Store.Redis.Prefix = "my app" },
+			[]string{`store.redis.prefix: want 1 to 64 characters from [A-Za-z0-9_.:-], got "my app"`}},
+		{"max followers", func(c *Config) { c.Store.Redis.MaxFollowers = -1 },
+			[]string{"store.redis.max_followers: must be at least 1, got -1"}},
+
+		{"every problem at once", func(c *Config) {
+			c.Server.Addr = "nope"
+			c.Server.Heartbeat = 0
+			c.Log.Level = ""
+			c.Store.Driver = DriverRedis
+			c.Store.MaxEventsPerThread = -5
+		}, []string{
+			`server.addr: want HOST:PORT, got "nope"`,
+			"server.heartbeat: must be positive, got 0s",
+			`log.level: want one of debug, info, warn, error; got ""`,
+			"store.driver: redis needs store.redis.url",
+			"store.max_events_per_thread: must be at least 1, got -5",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			got := messages(t, c.Validate())
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Validate():\n got  %q\n want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// messages splits a joined error into its messages, checking that each
+// part is an Invalid *vigil.Error whose Field starts its message.
+func messages(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("error %v is not joined", err)
+	}
+	var msgs []string
+	for _, e := range j.Unwrap() {
+		var ve *vigil.Error
+		if !errors.As(e, &ve) || ve.Code != vigil.Invalid || ve.Field == "" {
+			t.Errorf("%v: want an Invalid *vigil.Error with a field, got %#v", e, e)
+		} else if !strings.HasPrefix(e.Error(), ve.Field+": ") {
+			t.Errorf("%v: message does not start with the field %q", e, ve.Field)
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return msgs
+}
+
+func TestAuthConfiguredIsFalseUntilAuthExists(t *testing.T) {
+	// When an auth section arrives, this test should become: configured
+	// auth lets a non-loopback address validate.
+	if Default().authConfigured() {
+		t.Fatal("authConfigured() = true with no auth section")
+	}
+}
+
+func TestLoadUnknownKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want []string // substrings of the error, after the file name
+	}{
+		{"top level", "serve:\n  addr: 127.0.0.1:1\n",
+			[]string{`:1:1: serve: unknown key; the sections are server, log, store`}},
+		{"in a section", "server:\n  adr: 127.0.0.1:1\n",
+			[]string{`:2:3: server.adr: unknown key; server takes addr, heartbeat, shutdown_timeout, base_url`}},
+		{"nested", "store:\n  redis:\n    urll: redis://x\n",
+			[]string{`:3:5: store.redis.urll: unknown key; store.redis takes url, prefix, max_followers`}},
+		{"all of them", "log:\n  lvl: debug\nstore:\n  dir: x\n",
+			[]string{`:2:3: log.lvl: unknown key`, `:4:3: store.dir: unknown key`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.file)
+			_, err := Load(path, nil, Overrides{})
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), path+w) {
+					t.Errorf("error %q does not contain %q", err, path+w)
+				}
+			}
+			if vigil.ErrorCode(err) != vigil.Invalid {
+				t.Errorf("code %q, want invalid", vigil.ErrorCode(err))
+			}
+		})
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"duration as a number", "server:\n  heartbeat: 15\n", "line 2: cannot unmarshal !!int `15` into time.Duration"},
+		{"bad duration", "server:\n  heartbeat: soon\n", "line 2: cannot unmarshal !!str `soon` into time.Duration"},
+		{"int as text", "store:\n  max_events_per_thread: many\n", "line 2: cannot unmarshal !!str `many` into int"},
+		{"section as a scalar", "server: 127.0.0.1:1\n", "line 1: cannot unmarshal !!str `127.0.0...` into config.Server"},
+		{"syntax", "server:\n  addr: [\n", "yaml: line 2: did not find expected node content"},
+		{"two documents", "log:\n  level: info\n---\nlog:\n  level: debug\n", "want one YAML document, found more"},
+		{"valid yaml, invalid value", "log:\n  level: loud\n", `log.level: want one of debug, info, warn, error; got "loud"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.file)
+			_, err := Load(path, nil, Overrides{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load: error %v, want it to contain %q", err, tt.want)
+			}
+			if !strings.Contains(tt.name, "invalid value") && !strings.HasPrefix(err.Error(), path+":") {
+				t.Errorf("error %q does not start with the file name", err)
+			}
+		})
+	}
+
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil, Overrides{})
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestLoadFileAnchorsAndMerge(t *testing.T) {
+	path := writeFile(t, `
+base: &base
+  level: debug
+`)
+	if _, err := Load(path, nil, Overrides{}); err == nil || !strings.Contains(err.Error(), "base: unknown key") {
+		t.Errorf("unknown anchored section: %v", err)
+	}
+	path = writeFile(t, `
+log:
+  <<: {level: debug}
+  format: text
+store:
+  redis: &r {prefix: a}
+`)
+	c, err := Load(path, nil, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != "debug" || c.Log.Format != "text" || c.Store.Redis.Prefix != "a" {
+		t.Errorf("got %+v", c)
+	}
+	path = writeFile(t, "log:\n  <<: {colour: red}\n")
+	if _, err := Load(path, nil, Overrides{}); err == nil || !strings.Contains(err.Error(), "colour") {
+		t.Errorf("unknown key in a merge: %v", err)
+	}
+}
+
+func TestLoadEnvErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"bad int", []string{"VIGIL_STORE_MAX_EVENTS_PER_THREAD=lots"},
+			[]string{`VIGIL_STORE_MAX_EVENTS_PER_THREAD: want an integer for store.max_events_per_thread, got "lots"`}},
+		{"bad duration", []string{"VIGIL_SERVER_HEARTBEAT=15"},
+			[]string{`VIGIL_SERVER_HEARTBEAT: want a duration such as 15s or 1m30s for server.heartbeat, got "15"`}},
+		{"unknown key in a known section", []string{"VIGIL_SERVER_ADR=x", "VIGIL_STORE_REDIS_URLL=x"},
+			[]string{
+				"VIGIL_SERVER_ADR: unknown variable; server has no such key",
+				"VIGIL_STORE_REDIS_URLL: unknown variable; store has no such key",
+			}},
+		{"all of them, sorted unknowns after values", []string{
+			"VIGIL_STORE_REDIS_MAX_FOLLOWERS=1k", "VIGIL_LOG_COLOR=1", "VIGIL_SERVER_SHUTDOWN_TIMEOUT=10",
+		}, []string{
+			`VIGIL_SERVER_SHUTDOWN_TIMEOUT: want a duration such as 15s or 1m30s for server.shutdown_timeout, got "10"`,
+			`VIGIL_STORE_REDIS_MAX_FOLLOWERS: want an integer for store.redis.max_followers, got "1k"`,
+			"VIGIL_LOG_COLOR: unknown variable; log has no such key",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("", tt.env, Overrides{})
+			if got := messages(t, err); !slices.Equal(got, tt.want) {
+				t.Errorf("Load:\n got  %q\n want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvKinds(t *testing.T) {
+	type inner struct {
+		List  []string      `yaml:"list"`
+		Flag  bool          `yaml:"flag"`
+		Count uint16        `yaml:"count"`
+		Wait  time.Duration `yaml:"wait"`
+	}
+	type section struct {
+		Name  string `yaml:"name,omitempty"`
+		N     int64
+		Inner inner  `yaml:"inner"`
+		Skip  string `yaml:"-"`
+	}
+	type root struct {
+		Sec section `yaml:"sec"`
+	}
+	var r root
+	err := setFromEnv(reflect.ValueOf(&r).Elem(), []string{
+		"VIGIL_SEC_NAME=a b", "VIGIL_SEC_N=-7",
+		"VIGIL_SEC_INNER_LIST= a, b ,,c ", "VIGIL_SEC_INNER_FLAG=true",
+		"VIGIL_SEC_INNER_COUNT=65535", "VIGIL_SEC_INNER_WAIT=1m30s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := root{section{Name: "a b", N: -7, Inner: inner{List: []string{"a", "b", "c"}, Flag: true, Count: 65535, Wait: 90 * time.Second}}}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("got %+v\nwant %+v", r, want)
+	}
+
+	err = setFromEnv(reflect.ValueOf(&r).Elem(), []string{
+		"VIGIL_SEC_INNER_FLAG=maybe", "VIGIL_SEC_INNER_COUNT=-1", "VIGIL_SEC_INNER_LIST=", "VIGIL_SEC_SKIP=x",
+	})
+	want2 := []string{
+		`VIGIL_SEC_INNER_FLAG: want true or false for sec.inner.flag, got "maybe"`,
+		`VIGIL_SEC_INNER_COUNT: want a non-negative integer for sec.inner.count, got "-1"`,
+		"VIGIL_SEC_SKIP: unknown variable; sec has no such key",
+	}
+	if got := messages(t, err); !slices.Equal(got, want2) {
+		t.Errorf("got  %q\nwant %q", got, want2)
+	}
+	if r.Sec.Inner.List != nil {
+		t.Errorf("an empty list variable gave %q, want none", r.Sec.Inner.List)
+	}
+}
+
+// TestEveryKeyHasAVariable sets every key of Config from the environment, so
+// that a field of a type the environment cannot express fails here, and
+// checks that no two keys share a variable.
+func TestEveryKeyHasAVariable(t *testing.T) {
+	seen := map[string]string{}
+	var env []string
+	eachLeaf(reflect.ValueOf(Config{}), "", func(path string, _ reflect.StructField, v reflect.Value) {
+		name := envName(path)
+		if other, ok := seen[name]; ok {
+			t.Errorf("%s and %s share the variable %s", other, path, name)
+		}
+		seen[name] = path
+		val := map[reflect.Kind]string{reflect.String: "x", reflect.Int: "1", reflect.Bool: "true", reflect.Int64: "1s"}[v.Kind()]
+		env = append(env, name+"="+val)
+	})
+	var c Config
+	if err := c.loadEnv(env); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"VIGIL_SERVER_ADDR", "VIGIL_STORE_REDIS_URL", "VIGIL_STORE_MAX_EVENTS_PER_THREAD"}; !allIn(want, seen) {
+		t.Errorf("variables %v, want among them %v", seen, want)
+	}
+}
+
+func allIn(names []string, m map[string]string) bool {
+	for _, n := range names {
+		if _, ok := m[n]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOverridesRegister(t *testing.T) {
+	tests := []struct {
+		args []string
+		want Overrides
+	}{
+		{nil, Overrides{}},
+		{[]string{"--addr", "127.0.0.1:9"}, Overrides{Addr: ptr("127.0.0.1:9")}},
+		{[]string{"--data=/d", "--redis", "redis://r:6379/0"}, Overrides{DataDir: ptr("/d"), RedisURL: ptr("redis://r:6379/0")}},
+		{[]string{"--addr="}, Overrides{Addr: ptr("")}}, // set, though empty
+	}
+	for _, tt := range tests {
+		fs := flag.NewFlagSet("vigil", flag.ContinueOnError)
+		var o Overrides
+		o.Register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(o, tt.want) {
+			t.Errorf("%q: got %s, want %s", tt.args, show(o), show(tt.want))
+		}
+	}
+}
+
+func show(o Overrides) string {
+	s := func(p *string) string {
+		if p == nil {
+			return "nil"
+		}
+		return "&" + *p
+	}
+	return "{" + s(o.Addr) + " " + s(o.DataDir) + " " + s(o.RedisURL) + "}"
+}
+
+func TestRedacted(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"", ""},
+		{"redis://cache:6379/0", "redis://cache:6379/0"},
+		{"redis://user:hunter2@cache:6379/0", "redis://user:xxxxx@cache:6379/0"},
+		{"rediss://:hunter2@cache:6380", "rediss://:xxxxx@cache:6380"},
+		{"redis://u:hunter2@cache:port/0", "xxxxx"}, // does not parse
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Store.Redis.URL = tt.url
+		r := c.Redacted()
+		if r.Store.Redis.URL != tt.want {
+			t.Errorf("Redacted(%q) = %q, want %q", tt.url, r.Store.Redis.URL, tt.want)
+		}
+		if c.Store.Redis.URL != tt.url {
+			t.Errorf("Redacted changed its receiver: %q", c.Store.Redis.URL)
+		}
+		r.Store.Redis.URL = c.Store.Redis.URL
+		if r != c {
+			t.Errorf("Redacted changed more than the secret: %+v", r)
+		}
+	}
+}
+
+func TestLogValue(t *testing.T) {
+	c := Default()
+	c.Store.Redis.URL = "redis://user:hunter2@cache:6379/0"
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c)
+	out := buf.String()
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("password logged: %s", out)
+	}
+	for _, want := range []string{
+		`"server":{"addr":"127.0.0.1:7070","heartbeat":"15s","shutdown_timeout":"10s","base_url":""}`,
+		`"url":"redis://user:xxxxx@cache:6379/0"`,
+		`"max_events_per_thread":100000`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %s\nlacks %s", out, want)
+		}
+	}
+}
+
+func TestLogHandler(t *testing.T) {
+	tests := []struct {
+		log  Log
+		want string
+	}{
+		{Log{Level: "debug", Format: "text"}, "level=DEBUG msg=hello"},
+		{Log{Level: "info", Format: "json"}, `"level":"INFO","msg":"hello"`},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		l := slog.New(tt.log.NewHandler(&buf))
+		l.Debug("hello")
+		l.Info("hello")
+		if !strings.Contains(buf.String(), tt.want) {
+			t.Errorf("%+v: wrote %q, want %q", tt.log, buf.String(), tt.want)
+		}
+		if tt.log.Level == "info" && strings.Contains(buf.String(), "DEBUG") {
+			t.Errorf("%+v: logged below its level: %q", tt.log, buf.String())
+		}
+	}
+}
+
+// TestShippedFiles loads dev.yaml and prod.yaml as shipped: both parse and
+// validate with no environment, and both spell out every key of Config, so
+// they keep one shape as sections are added.
+func TestShippedFiles(t *testing.T) {
+	want := leafPaths()
+	slices.Sort(want)
+	for _, name := range []string{"dev.yaml", "prod.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			c, err := Load(name, nil, Overrides{})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc yaml.Node
+			if err := yaml.Unmarshal(b, &doc); err != nil {
+				t.Fatal(err)
+			}
+			got := yamlLeaves(doc.Content[0], "")
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("keys:\n got  %q\n want %q", got, want)
+			}
+			switch name {
+			case "dev.yaml":
+				if c.Store.Driver != DriverBolt || c.Log.Format != "text" || c.Log.Level != "debug" {
+					t.Errorf("dev: got %+v", c)
+				}
+			case "prod.yaml":
+				if c.Store.Driver != DriverRedis || c.Log.Format != "json" || c.Log.Level != "info" {
+					t.Errorf("prod: got %+v", c)
+				}
+				// The secret comes from the environment.
+				c, err := Load(name, []string{"VIGIL_STORE_REDIS_URL=rediss://vigil:s3cret@redis.internal:6380/1"}, Overrides{})
+				if err != nil || c.Store.Redis.URL != "rediss://vigil:s3cret@redis.internal:6380/1" {
+					t.Errorf("prod with VIGIL_STORE_REDIS_URL: %+v, %v", c, err)
+				}
+			}
+		})
+	}
+}
+
+// yamlLeaves returns the dotted paths of the leaves of the mapping n, in
+// file order.
+func yamlLeaves(n *yaml.Node, prefix string) []string {
+	var ps []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		path := n.Content[i].Value
+		if prefix != "" {
+			path = prefix + "." + path
+		}
+		if v := n.Content[i+1]; v.Kind == yaml.MappingNode {
+			ps = append(ps, yamlLeaves(v, path)...)
+		} else {
+			ps = append(ps, path)
+		}
+	}
+	return ps
+}
