@@ -1,0 +1,192 @@
+// Package httpapi is Vigil's HTTP edge: the REST and SSE routes, the
+// middleware every request passes (recovery, trace id, principal, access
+// log), and the one place where errors become HTTP statuses and the JSON
+// error shape {"error":{"code","message"}}.
+//
+// A request flows one way: transport → middleware (trace, principal) →
+// handler → domain (streams.Log, streams.Hub) → store. Handlers take the
+// tenant from the principal in the request context, never from the request
+// itself.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
+)
+
+// Options configure a Server. Log and Hub are required; the zero value of
+// every other field means its default.
+type Options struct {
+	Log    streams.Log
+	Hub    *streams.Hub
+	Logger *slog.Logger // default slog.Default()
+
+	// Heartbeat is the SSE heartbeat interval. Default 15s.
+	Heartbeat time.Duration
+	// Now is the clock that stamps posted events. Default time.Now.
+	Now func() time.Time
+	// MaxBody caps request bodies in bytes. Default 1 MiB.
+	MaxBody int64
+}
+
+// Server serves Vigil's HTTP API. It is an http.Handler.
+type Server struct {
+	opts Options
+	mux  *http.ServeMux
+	h    http.Handler
+
+	// streams is cancelled by CloseStreams; every SSE response ends with it.
+	streams      context.Context
+	closeStreams context.CancelFunc
+}
+
+// New returns a Server with every route registered.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 1 << 20
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s.streams, s.closeStreams = context.WithCancel(context.Background())
+	s.routes()
+	s.h = s.recover(s.trace(s.principal(s.accessLog(s.mux))))
+	return s
+}
+
+// Handle registers another handler on the server's mux, behind the same
+// middleware; later parts of Vigil (MCP at /mcp, the console) mount here.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// CloseStreams ends every open SSE response, now and later. A stopping
+// server calls it (http.Server.RegisterOnShutdown) because streams never end
+// by themselves and would hold shutdown to its deadline; their clients
+// resume by cursor on another instance or after the restart.
+func (s *Server) CloseStreams() { s.closeStreams() }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /v1/schema/events", s.eventSchema)
+	s.mux.HandleFunc("POST /v1/threads", s.createThread)
+	s.mux.HandleFunc("GET /v1/threads/{id}", s.getThread)
+	s.mux.HandleFunc("POST /v1/threads/{id}/events", s.appendEvent)
+	s.mux.HandleFunc("GET /v1/threads/{id}/events", s.streamEvents)
+	s.mux.HandleFunc("GET /v1/threads/{id}/replay", s.replay)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.error(w, r, vigil.Errorf(vigil.NotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Log.Ping(ctx); err != nil {
+		s.opts.Logger.WarnContext(r.Context(), "store not ready", "err", err)
+		s.error(w, r, vigil.Errorf(vigil.Unavailable, "store does not answer"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) eventSchema(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/schema+json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(streams.SchemaDocument())
+}
+
+// statusOf maps an error code to its HTTP status. It is the only such
+// mapping for HTTP.
+func statusOf(c vigil.Code) int {
+	switch c {
+	case vigil.Invalid:
+		return http.StatusBadRequest
+	case vigil.Unauthorized:
+		return http.StatusUnauthorized
+	case vigil.Forbidden:
+		return http.StatusForbidden
+	case vigil.NotFound:
+		return http.StatusNotFound
+	case vigil.Conflict:
+		return http.StatusConflict
+	case vigil.TooMany:
+		return http.StatusTooManyRequests
+	case vigil.Unavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error struct {
+		Code    vigil.Code `json:"code"`
+		Message string     `json:"message"`
+		Field   string     `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+// error answers err as JSON with its status. Internal errors are logged with
+// their full chain and answered with a message that reveals nothing.
+func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	code := vigil.ErrorCode(err)
+	var body errorBody
+	body.Error.Code = code
+	body.Error.Message = vigil.ErrorMessage(err)
+	var ve *vigil.Error
+	if errors.As(err, &ve) {
+		body.Error.Field = ve.Field
+	}
+	if code == vigil.Internal || code == vigil.Unavailable {
+		s.opts.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, statusOf(code), body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeBody decodes a JSON request body into v, strictly: unknown fields,
+// trailing data and bodies over the size cap are invalid. An empty body
+// leaves v as it is when allowEmpty.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
+	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if allowEmpty && errors.Is(err, io.EOF) {
+			return nil
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return vigil.Errorf(vigil.Invalid, "request body over %d bytes", mbe.Limit)
+		}
+		return vigil.Errorf(vigil.Invalid, "request body: %v", err)
+	}
+	if dec.More() {
+		return vigil.Errorf(vigil.Invalid, "request body: unexpected data after the JSON value")
+	}
+	return nil
+}
