@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/httpapi"
+	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/streams"
+)
+
+// Main is one running vigil server: its config, store and HTTP listener.
+// An end-to-end test makes one with a config of its own (address port 0, a
+// temporary data directory), calls Run, talks to Addr, then Close.
+type Main struct {
+	Config config.Config
+	// Logger receives the server's structured logs. Default: JSON on stderr
+	// at the configured level.
+	Logger *slog.Logger
+
+	backend store.Backend
+	ln      net.Listener
+	srv     *http.Server
+	served  chan error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain returns a Main with the default config.
+func NewMain() *Main { return &Main{Config: config.Default()} }
+
+// Run opens the store and starts serving HTTP in the background. It returns
+// once the server accepts connections, or with the first error.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	if m.Logger == nil {
+		m.Logger = newLogger(os.Stderr, m.Config.Log)
+	}
+	backend, err := store.Open(ctx, m.Config.Store)
+	if err != nil {
+		return err
+	}
+	m.backend = backend
+
+	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
+	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat})
+
+	ln, err := net.Listen("tcp", m.Config.Server.Addr)
+	if err != nil {
+		_ = m.backend.Close()
+		return fmt.Errorf("listen %s: %w", m.Config.Server.Addr, err)
+	}
+	m.ln = ln
+	m.srv = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.srv.RegisterOnShutdown(api.CloseStreams)
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.srv.Serve(ln) }()
+	m.Logger.Info("vigil serving", "addr", m.Addr(), "store", m.Config.Store.Driver, "auth", "none: every request acts for tenant "+vigil.DefaultTenant+"; loopback only")
+	return nil
+}
+
+// Addr returns the address the server listens on, with the real port when
+// the config asked for port 0.
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Close stops accepting requests, ends open streams (their clients resume
+// by cursor), lets other running requests finish within the configured
+// shutdown timeout, and closes the store. Calls after the first return the
+// first call's result.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	var errs []error
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
+		defer cancel()
+		if err := m.srv.Shutdown(ctx); err != nil {
+			// Streams outlive any deadline: cut what is left.
+			errs = append(errs, m.srv.Close())
+		}
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if m.backend != nil {
+		errs = append(errs, m.backend.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// newLogger returns the configured slog logger; its records carry the trace
+// id and tenant of their context.
+func newLogger(w io.Writer, c config.Log) *slog.Logger { return slog.New(c.NewHandler(w)) }
+
+// runServe is `vigil serve`.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML config `file` (default: built-in defaults)")
+	var over config.Overrides
+	over.Register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*configPath, os.Environ(), over)
+	if err != nil {
+		return err
+	}
+	m := &Main{Config: cfg}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	m.Logger.Info("vigil shutting down")
+	return m.Close()
+}
