@@ -36,7 +36,7 @@ func TestDefault(t *testing.T) {
 		Log:    Log{Level: "info", Format: "json"},
 		Store: Store{
 			Driver: "bolt", DataDir: "./vigil-data", MaxEventsPerThread: 100000,
-			Redis: Redis{Prefix: "vigil", MaxFollowers: 1024},
+			Redis: Redis{Prefix: "vigil", MaxFollowers: 1024, Coalesce: true},
 		},
 	}
 	if got := Default(); got != want {
@@ -343,7 +343,7 @@ func TestLoadUnknownKeys(t *testing.T) {
 		{"in a section", "server:\n  adr: 127.0.0.1:1\n",
 			[]string{`:2:3: server.adr: unknown key; server takes addr, heartbeat, shutdown_timeout, base_url`}},
 		{"nested", "store:\n  redis:\n    urll: redis://x\n",
-			[]string{`:3:5: store.redis.urll: unknown key; store.redis takes url, prefix, max_followers`}},
+			[]string{`:3:5: store.redis.urll: unknown key; store.redis takes url, prefix, max_followers, coalesce`}},
 		{"all of them", "log:\n  lvl: debug\nstore:\n  dir: x\n",
 			[]string{`:2:3: log.lvl: unknown key`, `:4:3: store.dir: unknown key`}},
 	}

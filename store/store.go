@@ -33,6 +33,7 @@ func Open(ctx context.Context, c config.Store) (Backend, error) {
 			Prefix:       c.Redis.Prefix,
 			MaxLen:       c.MaxEventsPerThread,
 			MaxFollowers: c.Redis.MaxFollowers,
+			Coalesce:     c.Redis.Coalesce,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store: open redis: %w", err)
