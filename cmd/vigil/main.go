@@ -4,6 +4,7 @@
 //	vigil serve   HTTP API, SSE and (later) MCP, on the embedded store by default
 //	vigil tail    follow a thread's events from a terminal, resuming after drops
 //	vigil plan    run the offline planner on one request and print the plan
+//	vigil bench   run a load workload (streams) and report its figures
 //
 // This package is wiring only: it parses flags and config and connects the
 // parts; the parts live in their own packages.
@@ -32,6 +33,7 @@ commands:
   serve   start the server (embedded store at 127.0.0.1:7070 unless configured)
   tail    follow a thread's events: vigil tail THREAD [--after ID] [--server URL]
   plan    plan one request offline: vigil plan --tz ZONE --now RFC3339 --json "TEXT"
+  bench   run a load workload and report figures: vigil bench streams [--redis URL]
 
 Run 'vigil <command> -h' for a command's flags.
 `
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runTail(ctx, rest, stdout, stderr)
 	case "plan":
 		err = runPlan(ctx, rest, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

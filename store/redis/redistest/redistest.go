@@ -19,6 +19,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/store/redis"
 )
 
 // EnvURL names the environment variable that points tests at a Redis, such
@@ -108,7 +110,7 @@ func sanitize(name string) string {
 	return s
 }
 
-// deleteKeys unlinks every key that starts with prefix.
+// deleteKeys unlinks every key under prefix.
 func deleteKeys(url, prefix string) error {
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
@@ -118,19 +120,5 @@ func deleteKeys(url, prefix string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var cursor uint64
-	for {
-		keys, next, err := c.Scan(ctx, cursor, prefix+"*", 1000).Result()
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			if err := c.Unlink(ctx, keys...).Err(); err != nil {
-				return err
-			}
-		}
-		if cursor = next; cursor == 0 {
-			return nil
-		}
-	}
+	return redis.DeletePrefix(ctx, c, prefix)
 }
