@@ -186,24 +186,36 @@ func gapWarning(thread string, after ID, page Page, now time.Time) (Frame, error
 }
 
 // sseWriter writes SSE messages, each write bounded by a deadline, and
-// remembers the first error so callers check once per flush.
+// remembers the first error so callers check once per flush. The deadline
+// is moved forward only when half of it has passed: setting it costs a
+// syscall-adjacent lock, and a fan-out writes many small frames.
 type sseWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	err     error
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	timeout  time.Duration
+	deadline time.Time
+	err      error
+}
+
+func (s *sseWriter) extend() {
+	now := time.Now()
+	if s.deadline.Sub(now) < s.timeout/2 {
+		s.deadline = now.Add(s.timeout)
+		_ = s.rc.SetWriteDeadline(s.deadline)
+	}
 }
 
 func (s *sseWriter) write(b []byte) {
 	if s.err != nil {
 		return
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	s.extend()
 	_, s.err = s.w.Write(b)
 }
 
 func (s *sseWriter) flush() error {
 	if s.err == nil {
+		s.extend()
 		s.err = s.rc.Flush()
 	}
 	return s.err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/bench"
@@ -29,6 +30,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Subscribers, "subscribers", 1000, "concurrent SSE subscribers")
 	fs.IntVar(&o.Rate, "rate", 100, "events per second during the delivery run")
 	fs.DurationVar(&o.Duration, "duration", 5e9, "length of the delivery run")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
 	workload, err := parseWithArg(fs, args, "WORKLOAD")
 	if err != nil {
 		return err
@@ -61,6 +63,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer p.Purge(context.WithoutCancel(ctx))
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	o.Progress = stderr
 	fmt.Fprintf(stdout, "store: %s", c.Driver)
 	if c.Driver == config.DriverRedis {
