@@ -10,14 +10,21 @@ import (
 	"github.com/vigilhq/vigil/streams"
 )
 
-// threadID returns the {id} path value when it is a well-formed id; an id
-// that cannot exist is answered as not found.
-func threadID(r *http.Request) (string, error) {
-	id := r.PathValue("id")
-	if !vigil.ValidID(id) {
-		return "", vigil.Errorf(vigil.NotFound, "thread %q not found", id)
+// threadOf returns the tenant of the request's principal and the {id} path
+// value. A malformed id cannot exist, so it is answered as not found. On an
+// error it has answered the request and returns ok false.
+func (s *Server) threadOf(w http.ResponseWriter, r *http.Request) (tenant, id string, ok bool) {
+	tenant, err := vigil.TenantFrom(r.Context())
+	if err != nil {
+		s.error(w, r, err)
+		return "", "", false
 	}
-	return id, nil
+	id = r.PathValue("id")
+	if !vigil.ValidID(id) {
+		s.error(w, r, vigil.Errorf(vigil.NotFound, "thread %q not found", id))
+		return "", "", false
+	}
+	return tenant, id, true
 }
 
 // cursor returns where a reader resumes: the Last-Event-ID header (what
@@ -64,14 +71,8 @@ func (s *Server) createThread(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getThread(w http.ResponseWriter, r *http.Request) {
-	tenant, err := vigil.TenantFrom(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	id, err := threadID(r)
-	if err != nil {
-		s.error(w, r, err)
+	tenant, id, ok := s.threadOf(w, r)
+	if !ok {
 		return
 	}
 	th, err := s.opts.Log.Thread(r.Context(), tenant, id)
@@ -86,14 +87,8 @@ func (s *Server) getThread(w http.ResponseWriter, r *http.Request) {
 // tests). The payload is validated against its type's schema; the log
 // assigns the id, the server stamps the time and the request's trace id.
 func (s *Server) appendEvent(w http.ResponseWriter, r *http.Request) {
-	tenant, err := vigil.TenantFrom(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	id, err := threadID(r)
-	if err != nil {
-		s.error(w, r, err)
+	tenant, id, ok := s.threadOf(w, r)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
@@ -125,14 +120,8 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, follow bool) {
-	tenant, err := vigil.TenantFrom(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	id, err := threadID(r)
-	if err != nil {
-		s.error(w, r, err)
+	tenant, id, ok := s.threadOf(w, r)
+	if !ok {
 		return
 	}
 	after, err := cursor(r)
@@ -166,14 +155,8 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		s.serveSSE(w, r, false)
 		return
 	}
-	tenant, err := vigil.TenantFrom(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	id, err := threadID(r)
-	if err != nil {
-		s.error(w, r, err)
+	tenant, id, ok := s.threadOf(w, r)
+	if !ok {
 		return
 	}
 	after, err := cursor(r)
