@@ -18,6 +18,7 @@ type Config struct {
 	Server Server `yaml:"server"` // the HTTP server (vigil serve)
 	Log    Log    `yaml:"log"`    // the structured log of every role
 	Store  Store  `yaml:"store"`  // the storage backend of every role
+	Memory Memory `yaml:"memory"` // the agents' memory
 }
 
 // Server configures the HTTP server of vigil serve: REST, SSE, MCP at /mcp
@@ -93,6 +94,21 @@ type Redis struct {
 	Coalesce bool `yaml:"coalesce"`
 }
 
+// Memory configures the agents' memory: the short-term window of a thread
+// and the long-term profile of each user, encrypted at rest.
+type Memory struct {
+	// Key is the base64 of 32 random bytes: the AES-256-GCM key that
+	// encrypts long-term profiles. Left empty with the bolt store, a key file
+	// data_dir/memory.key is made on first start and used from then on. Left
+	// empty with Redis, profiles are off (answered 503): every instance must
+	// share one key, so set it (VIGIL_MEMORY_KEY).
+	Key string `yaml:"key" secret:"true"`
+
+	// ShortTermTokens is the token budget of a thread's recent turns that
+	// the agent hands its model.
+	ShortTermTokens int `yaml:"short_term_tokens"`
+}
+
 // Default returns the configuration used when there is no file, no
 // environment and no flag: an embedded bolt store in ./vigil-data, JSON logs
 // at info, and the server on 127.0.0.1:7070. It is valid as it is.
@@ -124,6 +140,7 @@ func defaults() Config {
 				Coalesce:     true,
 			},
 		},
+		Memory: Memory{ShortTermTokens: 2000},
 	}
 }
 

@@ -38,6 +38,7 @@ func TestDefault(t *testing.T) {
 			Driver: "bolt", DataDir: "./vigil-data", MaxEventsPerThread: 100000,
 			Redis: Redis{Prefix: "vigil", MaxFollowers: 1024, Coalesce: true},
 		},
+		Memory: Memory{ShortTermTokens: 2000},
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %+v\nwant %+v", got, want)
@@ -273,6 +274,12 @@ func TestValidate(t *testing.T) {
 			[]string{`store.redis.prefix: want 1 to 64 characters from [A-Za-z0-9_.:-], got "my app"`}},
 		{"max followers", func(c *Config) { c.Store.Redis.MaxFollowers = -1 },
 			[]string{"store.redis.max_followers: must be at least 1, got -1"}},
+		{"memory key not base64", func(c *Config) { c.Memory.Key = "not base64!" },
+			[]string{"memory.key: want the base64 of 32 random bytes (openssl rand -base64 32)"}},
+		{"memory key too short", func(c *Config) { c.Memory.Key = "c2hvcnQ=" },
+			[]string{"memory.key: want the base64 of 32 random bytes (openssl rand -base64 32)"}},
+		{"short-term budget", func(c *Config) { c.Memory.ShortTermTokens = 0 },
+			[]string{"memory.short_term_tokens: must be at least 1, got 0"}},
 
 		{"every problem at once", func(c *Config) {
 			c.Server.Addr = "nope"

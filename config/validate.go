@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/netip"
@@ -76,6 +77,16 @@ func (c Config) Validate() error {
 	}
 	if c.Store.Redis.MaxFollowers < 1 {
 		bad("store.redis.max_followers", "must be at least 1, got %d", c.Store.Redis.MaxFollowers)
+	}
+
+	// memory
+	if c.Memory.Key != "" {
+		if k, err := base64.StdEncoding.DecodeString(c.Memory.Key); err != nil || len(k) != 32 {
+			bad("memory.key", "want the base64 of 32 random bytes (openssl rand -base64 32)")
+		}
+	}
+	if c.Memory.ShortTermTokens < 1 {
+		bad("memory.short_term_tokens", "must be at least 1, got %d", c.Memory.ShortTermTokens)
 	}
 
 	return errors.Join(errs...)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/streams"
 )
 
@@ -35,6 +36,8 @@ type Options struct {
 	Now func() time.Time
 	// MaxBody caps request bodies in bytes. Default 1 MiB.
 	MaxBody int64
+	// Memory serves /v1/memory (profile and session memory); nil answers 503.
+	Memory *memory.Service
 }
 
 // Server serves Vigil's HTTP API. It is an http.Handler.
@@ -87,6 +90,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/threads/{id}/events", s.appendEvent)
 	s.mux.HandleFunc("GET /v1/threads/{id}/events", s.streamEvents)
 	s.mux.HandleFunc("GET /v1/threads/{id}/replay", s.replay)
+	s.memoryRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, vigil.Errorf(vigil.NotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

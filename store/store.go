@@ -1,7 +1,7 @@
 // Package store opens the storage backend a configuration names: the
 // embedded bolt file (store/bolt) or Redis (store/redis). Each backend
 // implements every storage interface Vigil's domain packages declare
-// (streams.Log today); callers hand the Backend to those packages, which see
+// (streams.Log, memory.Store); callers hand the Backend to those packages, which see
 // only their own interface.
 package store
 
@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store/bolt"
 	"github.com/vigilhq/vigil/store/redis"
 	"github.com/vigilhq/vigil/streams"
@@ -21,6 +22,7 @@ import (
 // closed once when the process stops.
 type Backend interface {
 	streams.Log
+	memory.Store
 	io.Closer
 }
 

@@ -113,6 +113,27 @@ func TestMainServesBothStores(t *testing.T) {
 				t.Fatalf("readyz: %v %v", err, resp)
 			}
 			resp.Body.Close()
+
+			// Profiles: bolt makes a key file on first start; Redis with no
+			// memory.key has profiles off.
+			req, _ := http.NewRequest("PUT", base+"/v1/memory/profile", strings.NewReader(`{"home_city":"Hangzhou","language":"zh"}`))
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			want := http.StatusOK
+			if driver == config.DriverRedis {
+				want = http.StatusServiceUnavailable
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("PUT profile: %s, want %d", resp.Status, want)
+			}
+			if driver == config.DriverBolt {
+				if _, err := os.Stat(filepath.Join(c.Store.DataDir, "memory.key")); err != nil {
+					t.Fatalf("no key file: %v", err)
+				}
+			}
 		})
 	}
 }

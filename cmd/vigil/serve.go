@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/httpapi"
+	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/streams"
 )
@@ -56,8 +58,14 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.backend = backend
 
+	mem, err := openMemory(m.Config, backend, m.Logger)
+	if err != nil {
+		_ = backend.Close()
+		return err
+	}
+
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
-	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat})
+	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat})
 
 	ln, err := net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
@@ -112,6 +120,27 @@ func (m *Main) close() error {
 		errs = append(errs, m.backend.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openMemory returns the memory service over the backend. Its profile key
+// comes from memory.key; with the bolt store and no key, from a key file
+// beside the database, made on first start. With Redis and no key, profiles
+// are off: instances could not agree on a generated key.
+func openMemory(c config.Config, backend store.Backend, logger *slog.Logger) (*memory.Service, error) {
+	var key []byte
+	var err error
+	switch {
+	case c.Memory.Key != "":
+		key, err = memory.ParseKey(c.Memory.Key)
+	case c.Store.Driver == config.DriverBolt:
+		key, err = memory.KeyFile(filepath.Join(c.Store.DataDir, "memory.key"))
+	default:
+		logger.Warn("memory.key is not set: long-term profiles are off")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return memory.New(backend, memory.Options{Key: key, ShortTermTokens: c.Memory.ShortTermTokens, Logger: logger})
 }
 
 // newLogger returns the configured slog logger; its records carry the trace
