@@ -1,15 +1,24 @@
-// Package agent will hold Vigil's agents: the main agent (the planner that
-// turns a user's words into a task by chain-of-thought slot filling, asks back
-// for what is missing and shows a task card), the task agent that executes a
-// task instance, and the LLM wiring (langchaingo, MCP sampling) behind one
-// model interface.
+// Package agent holds Vigil's agents and the models behind them.
 //
-// Today it holds the built-in offline model's planner, PlanOffline: a
-// deterministic, rule-based reader of English and Chinese requests that needs
-// no network and no API key. It is the default model when no LLM is
-// configured and the fallback when one fails.
+// Models. Every source of intelligence answers through one interface,
+// Model, so an agent loop has one path whatever answers it:
 //
-// Data flows through the offline planner in one direction:
+//   - LangChain: LLMs through tmc/langchaingo (OpenAI-compatible endpoints,
+//     Ollama, Anthropic), with tool calling and streamed text deltas;
+//   - Sampling: the connected MCP client's own model, through a Sampler;
+//   - Offline: the built-in rule-based model, the default with no LLM
+//     configured;
+//   - Fallback: a primary model that falls back to a secondary (the offline
+//     model) when it fails or times out, reporting it so the agent can emit
+//     a warning event.
+//
+// The slot schemas of each task domain are Go structs; the JSON schema
+// generated from them is the plan_task function the models are offered and
+// the schema their answers are validated against.
+//
+// Planner. PlanOffline is the offline model's planner: a deterministic,
+// rule-based reader of English and Chinese requests that needs no network
+// and no API key. Data flows through it in one direction:
 //
 //	text → normalise (full-width forms, quotes) → find URLs
 //	     → parse time expressions (when.go), masking what they consume
@@ -18,4 +27,8 @@
 //	     → intent, kind and domain → schedule, missing slots, question
 //
 // The result is a Plan in the JSON shape of shared/fixtures/README.md.
+//
+// The main agent (slot filling over a thread, clarifications, task cards)
+// and the task agent (running a task's tool loop as the run executor) are
+// built on these and come with the task scheduler.
 package agent
