@@ -373,9 +373,26 @@ func goTypeName(t reflect.Type) string {
 }
 
 // describe turns a schema validation error into a vigil.Error about one
-// field: the problem nearest the top of the payload, with ties broken by
-// kind, so that the same input always gets the same message.
+// field of a ty payload.
 func (ty *eventType) describe(verr *santhosh.ValidationError) *vigil.Error {
+	return describe(verr, "data", ty.name+" payloads", ty.oneOf)
+}
+
+// DescribeSchemaError turns an error of a santhosh-tekuri/jsonschema schema's
+// Validate into a vigil.Invalid error about one field, phrased as Validate
+// phrases the errors of event payloads: the problem nearest the top of the
+// value, with ties broken by kind, so that the same input always gets the
+// same message. root names the validated value in field paths ("args" gives
+// "args.date"; "" gives "date"); noun says what the value is in messages
+// ("is not a property of weather@1 arguments"). The toolsregistry package
+// uses it for tool arguments and results.
+func DescribeSchemaError(verr *santhosh.ValidationError, root, noun string) *vigil.Error {
+	return describe(verr, root, noun, nil)
+}
+
+// describe is DescribeSchemaError; oneOf names the properties of which
+// exactly one must be present at the top, when the schema has such a rule.
+func describe(verr *santhosh.ValidationError, root, noun string, oneOf []string) *vigil.Error {
 	var leaves []*santhosh.ValidationError
 	var collect func(e *santhosh.ValidationError)
 	collect = func(e *santhosh.ValidationError) {
@@ -402,24 +419,24 @@ func (ty *eventType) describe(verr *santhosh.ValidationError) *vigil.Error {
 		return kindRank(a.ErrorKind) < kindRank(b.ErrorKind)
 	})
 	if len(leaves) == 0 {
-		return vigil.FieldError("data", "is not a valid %s payload", ty.name)
+		return vigil.FieldError(root, "does not match the schema of %s", noun)
 	}
 	e := leaves[0]
-	at := "data"
+	at := root
 	for _, tok := range e.InstanceLocation {
-		at += "." + tok
+		at = joinPath(at, tok)
 	}
 	switch k := e.ErrorKind.(type) {
 	case *kind.Required:
-		return vigil.FieldError(at+"."+k.Missing[0], "is required%s", also("missing", k.Missing[1:]))
+		return vigil.FieldError(joinPath(at, k.Missing[0]), "is required%s", also("missing", k.Missing[1:]))
 	case *kind.AdditionalProperties:
 		props := slices.Sorted(slices.Values(k.Properties))
-		return vigil.FieldError(at+"."+props[0], "is not a property of %s payloads%s", ty.name, also("unknown", props[1:]))
+		return vigil.FieldError(joinPath(at, props[0]), "is not a property of %s%s", noun, also("unknown", props[1:]))
 	case *kind.DependentRequired:
-		return vigil.FieldError(at+"."+k.Missing[0], "is required when %q is set", k.Prop)
+		return vigil.FieldError(joinPath(at, k.Missing[0]), "is required when %q is set", k.Prop)
 	case *kind.OneOf:
-		if len(e.InstanceLocation) == 0 && len(ty.oneOf) > 0 {
-			return vigil.FieldError(at, "must have exactly one of %s", quoteJoin(ty.oneOf, " and "))
+		if len(e.InstanceLocation) == 0 && len(oneOf) > 0 {
+			return vigil.FieldError(at, "must have exactly one of %s", quoteJoin(oneOf, " and "))
 		}
 		return vigil.FieldError(at, "must match exactly one of the alternatives")
 	case *kind.Type:
@@ -458,6 +475,14 @@ func (ty *eventType) describe(verr *santhosh.ValidationError) *vigil.Error {
 		return vigil.FieldError(at, "must be %s-encoded", k.Want)
 	}
 	return vigil.FieldError(at, "%s", e.ErrorKind.LocalizedString(english))
+}
+
+// joinPath appends a property name or index to a field path.
+func joinPath(at, tok string) string {
+	if at == "" {
+		return tok
+	}
+	return at + "." + tok
 }
 
 // patternHints says in words what the patterns of the payload schemas ask
