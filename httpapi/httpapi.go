@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -65,7 +66,7 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, mux: http.NewServeMux()}
 	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.routes()
-	s.h = s.recover(s.trace(s.principal(s.accessLog(s.mux))))
+	s.h = s.trace(s.recover(s.principal(s.accessLog(http.HandlerFunc(s.route)))))
 	return s
 }
 
@@ -91,10 +92,42 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/threads/{id}/events", s.streamEvents)
 	s.mux.HandleFunc("GET /v1/threads/{id}/replay", s.replay)
 	s.memoryRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.error(w, r, vigil.Errorf(vigil.NotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
 }
+
+// route dispatches r through the mux, answering what no route takes in the
+// API's JSON error shape: 405 with Allow for a known path and another
+// method, else 404. Asking the mux first costs a second match per request
+// (a few hundred nanoseconds); a catch-all "/" route would be cheaper but
+// turns every wrong method into a 404.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &headerProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r) // the mux's own answer: 404, or 405 with Allow
+	if allow := probe.header.Get("Allow"); probe.status == http.StatusMethodNotAllowed && allow != "" {
+		w.Header().Set("Allow", allow)
+		var body errorBody
+		body.Error.Code = "method_not_allowed"
+		body.Error.Message = fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)
+		writeJSON(w, http.StatusMethodNotAllowed, body)
+		return
+	}
+	s.error(w, r, vigil.Errorf(vigil.NotFound, "no route %s %s", r.Method, r.URL.Path))
+}
+
+// headerProbe records the status and headers a handler writes, and drops
+// its body.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header         { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerProbe) WriteHeader(code int)        { p.status = code }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -169,7 +202,9 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages quote <placeholders>; JSON needs no HTML escaping
+	_ = enc.Encode(v)
 }
 
 // decodeBody decodes a JSON request body into v, strictly: unknown fields,

@@ -210,6 +210,9 @@ func TestErrors(t *testing.T) {
 		{"not json", "POST", "/v1/threads/" + th + "/events", `{"type":`, nil, 400, "invalid", "", ""},
 		{"unknown thread field", "POST", "/v1/threads", `{"titel":"x"}`, nil, 400, "invalid", "", "titel"},
 		{"no such route", "GET", "/v1/nope", "", nil, 404, "not_found", "", ""},
+		{"wrong method", "DELETE", "/v1/threads/" + th + "/replay", "", nil, 405, "method_not_allowed", "", "allowed: GET"},
+		{"unescaped placeholders", "GET", "/v1/threads/" + th + "/replay?after=x", "", nil, 400, "invalid", "after", "<milliseconds>-<sequence>"},
+		{"title too long", "POST", "/v1/threads", `{"title":"` + strings.Repeat("é", 201) + `"}`, nil, 400, "invalid", "title", "200 characters"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,6 +225,13 @@ func TestErrors(t *testing.T) {
 				t.Errorf("content type %q", ct)
 			}
 		})
+	}
+	var th2 streams.Thread
+	if resp := do(t, "POST", srv.URL+"/v1/threads", `{"title":"`+strings.Repeat("é", 200)+`"}`, nil, &th2); resp.StatusCode != 201 {
+		t.Errorf("a 200-character title: %s", resp.Status)
+	}
+	if resp := do(t, "PUT", srv.URL+"/v1/threads", "", nil, nil); resp.Header.Get("Allow") != "POST" {
+		t.Errorf("405 Allow header %q", resp.Header.Get("Allow"))
 	}
 	// Nothing that failed was appended.
 	var rp struct{ Events []streams.Event }

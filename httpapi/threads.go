@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/streams"
@@ -57,7 +58,7 @@ func (s *Server) createThread(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if len(req.Title) > 200 {
+	if utf8.RuneCountInString(req.Title) > 200 {
 		s.error(w, r, vigil.FieldError("title", "at most 200 characters"))
 		return
 	}

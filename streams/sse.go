@@ -12,7 +12,8 @@ import (
 // SSEOptions configure ServeSSE. The zero value means the defaults.
 type SSEOptions struct {
 	// Heartbeat is the interval of the ": ping" comment that keeps proxies
-	// from closing an idle stream. Default 15s.
+	// from closing a quiet stream; it is sent on that interval whether or
+	// not events flow. Default 15s.
 	Heartbeat time.Duration
 	// PageSize is how many events one read of the history returns.
 	// Default 500.

@@ -78,12 +78,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 var errUsage = errors.New("usage error")
 
 // parseFlags parses args with fs, mapping its errors to errUsage (the flag
-// package has printed them) and refusing stray arguments unless allowArgs.
+// package has printed them). Positional arguments stay in fs.Args().
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
+		return errUsage
+	}
+	return nil
+}
+
+// parseOnlyFlags is parseFlags for commands that take no positional
+// argument: a stray one is a usage error, not silently ignored.
+func parseOnlyFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return errUsage
 	}
 	return nil

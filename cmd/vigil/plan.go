@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,8 +56,8 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "schedule:  every %s\n", s.Every)
 		}
 	}
-	for k, v := range p.Slots {
-		fmt.Fprintf(stdout, "slot:      %s = %v\n", k, v)
+	for _, k := range slices.Sorted(maps.Keys(p.Slots)) {
+		fmt.Fprintf(stdout, "slot:      %s = %v\n", k, p.Slots[k])
 	}
 	if len(p.Missing) > 0 {
 		fmt.Fprintf(stdout, "missing:   %s\n", strings.Join(p.Missing, ", "))

@@ -109,7 +109,8 @@ func (m *Main) close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
 		defer cancel()
 		if err := m.srv.Shutdown(ctx); err != nil {
-			// Streams outlive any deadline: cut what is left.
+			// Requests still running at the deadline are cut.
+			m.Logger.Warn("shutdown deadline passed; closing open connections", "err", err)
 			errs = append(errs, m.srv.Close())
 		}
 		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -154,7 +155,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	configPath := fs.String("config", "", "YAML config `file` (default: built-in defaults)")
 	var over config.Overrides
 	over.Register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseOnlyFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*configPath, os.Environ(), over)
