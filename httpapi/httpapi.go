@@ -22,6 +22,7 @@ import (
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/streams"
+	"github.com/vigilhq/vigil/tasks"
 )
 
 // Options configure a Server. Log and Hub are required; the zero value of
@@ -39,6 +40,8 @@ type Options struct {
 	MaxBody int64
 	// Memory serves /v1/memory (profile and session memory); nil answers 503.
 	Memory *memory.Service
+	// Tasks serves /v1/tasks and /v1/runs; nil answers 503.
+	Tasks *tasks.Manager
 }
 
 // Server serves Vigil's HTTP API. It is an http.Handler.
@@ -92,6 +95,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/threads/{id}/events", s.streamEvents)
 	s.mux.HandleFunc("GET /v1/threads/{id}/replay", s.replay)
 	s.memoryRoutes()
+	s.taskRoutes()
 }
 
 // route dispatches r through the mux, answering what no route takes in the

@@ -1,8 +1,9 @@
 // Package store opens the storage backend a configuration names: the
 // embedded bolt file (store/bolt) or Redis (store/redis). Each backend
 // implements every storage interface Vigil's domain packages declare
-// (streams.Log, memory.Store); callers hand the Backend to those packages, which see
-// only their own interface.
+// (streams.Log, memory.Store; tasks.Store on bolt so far, see Tasks);
+// callers hand the Backend to those packages, which see only their own
+// interface.
 package store
 
 import (
@@ -11,11 +12,13 @@ import (
 	"io"
 	"os"
 
+	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store/bolt"
 	"github.com/vigilhq/vigil/store/redis"
 	"github.com/vigilhq/vigil/streams"
+	"github.com/vigilhq/vigil/tasks"
 )
 
 // Backend is an open storage backend: every storage interface in one value,
@@ -24,6 +27,19 @@ type Backend interface {
 	streams.Log
 	memory.Store
 	io.Closer
+}
+
+// Tasks returns b's tasks.Store, or a vigil.Unavailable error when b does
+// not implement one. store/bolt does; store/redis does not yet. Once it
+// does, tasks.Store joins Backend and this function goes away; until then
+// it is the one place that knows, so that `go build ./...` stays green
+// while the Redis implementation is written.
+func Tasks(b Backend) (tasks.Store, error) {
+	ts, ok := b.(tasks.Store)
+	if !ok {
+		return nil, vigil.Errorf(vigil.Unavailable, "task management is not available on this store yet (store/redis does not implement tasks.Store)")
+	}
+	return ts, nil
 }
 
 // Open opens the backend c.Driver names, creating the bolt data directory

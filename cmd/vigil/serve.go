@@ -20,6 +20,11 @@ import (
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/streams"
+	"github.com/vigilhq/vigil/tasks"
+
+	// Tasks name IANA time zones; embed the zone database so that they
+	// resolve on hosts without one (minimal containers).
+	_ "time/tzdata"
 )
 
 // Main is one running vigil server: its config, store and HTTP listener.
@@ -64,8 +69,17 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	// Task management runs on stores that implement tasks.Store (bolt
+	// today); on the others its routes answer 503 until they do.
+	var taskManager *tasks.Manager
+	if ts, err := store.Tasks(backend); err != nil {
+		m.Logger.Warn("task management is off", "store", m.Config.Store.Driver, "err", err)
+	} else {
+		taskManager = tasks.NewManager(tasks.Options{Store: ts, Log: backend, Logger: m.Logger})
+	}
+
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
-	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat})
+	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat})
 
 	ln, err := net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
