@@ -1,9 +1,8 @@
 // Package store opens the storage backend a configuration names: the
 // embedded bolt file (store/bolt) or Redis (store/redis). Each backend
 // implements every storage interface Vigil's domain packages declare
-// (streams.Log, memory.Store; tasks.Store on bolt so far, see Tasks);
-// callers hand the Backend to those packages, which see only their own
-// interface.
+// (streams.Log, memory.Store, tasks.Store); callers hand the
+// Backend to those packages, which see only their own interface.
 package store
 
 import (
@@ -12,7 +11,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store/bolt"
@@ -26,21 +24,16 @@ import (
 type Backend interface {
 	streams.Log
 	memory.Store
+	tasks.Store
 	io.Closer
 }
 
-// Tasks returns b's tasks.Store, or a vigil.Unavailable error when b does
-// not implement one. store/bolt does; store/redis does not yet. Once it
-// does, tasks.Store joins Backend and this function goes away; until then
-// it is the one place that knows, so that `go build ./...` stays green
-// while the Redis implementation is written.
-func Tasks(b Backend) (tasks.Store, error) {
-	ts, ok := b.(tasks.Store)
-	if !ok {
-		return nil, vigil.Errorf(vigil.Unavailable, "task management is not available on this store yet (store/redis does not implement tasks.Store)")
-	}
-	return ts, nil
-}
+// Tasks returns b as its tasks.Store. It never fails: both backends
+// implement tasks.Store, which is part of Backend. It remains only for its
+// callers from before store/redis did (cmd/vigil/serve.go,
+// httpapi/tasks_test.go), which can use b directly; it goes away when they
+// do.
+func Tasks(b Backend) (tasks.Store, error) { return b, nil }
 
 // Open opens the backend c.Driver names, creating the bolt data directory
 // when needed. The caller closes it.

@@ -6,7 +6,7 @@
 // # Store layout
 //
 // Every key starts with Options.Prefix ("vigil" by default) and is scoped by
-// tenant. A thread has two keys:
+// tenant, but for the indexes named as exceptions. A thread has two keys:
 //
 //	<prefix>:t:<tenant>:th:{<tenant>/<thread>}:meta   hash: created, title, trimmed
 //	<prefix>:t:<tenant>:th:{<tenant>/<thread>}:ev     stream of the thread's events
@@ -19,6 +19,21 @@
 // id and thread_id: the entry's stream ID is the event's ID and the key
 // names the thread. Data is stored byte for byte as given (only whitespace
 // around it is lost).
+//
+// Tasks (tasks.Store, in tasks.go) keep a tenant's tasks, runs and
+// idempotency keys under one hash tag per tenant, and the schedule index,
+// the one structure not scoped by tenant (its members carry the tenant),
+// under a tag of its own:
+//
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:task:<id>      hash: a task (json, version, filter fields)
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:order          sorted set: tasks in creation order
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:run:<id>       hash: a run (json, task, slot, status)
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:runs:<task>    sorted set: a task's runs in creation order
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:idem:<task>    hash: idempotency key → run id
+//	<prefix>:sched:{<prefix>}:high|normal|low           sorted sets: <tenant>\x00<task>, scored by due ms
+//	<prefix>:sched:{<prefix>}:entries                   hash: <tenant>\x00<task> → priority, slot, due
+//
+// tasks.go's file comment gives the details, and what runs atomically.
 //
 // # Appends and IDs
 //
@@ -68,7 +83,11 @@
 // share the hash tag {tenant/thread}, so they live in one slot. Options.Prefix
 // must therefore contain no braces. Redis 7.0 or newer is required (XADD
 // "<ms>-*"); scripts declare all their keys, and Redis 7 replicates their
-// effects, not the scripts, so server-assigned IDs replicate exactly.
+// effects, not the scripts, so server-assigned IDs replicate exactly. Task
+// scripts touch either one tenant's task keys (tag {tenant}) or the schedule
+// index (tag {prefix}), never both; the few that reach run or task keys they
+// did not declare stay within the declared keys' slot (see tasks.go for what
+// that means while the slot migrates).
 package redis
 
 import (
