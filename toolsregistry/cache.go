@@ -19,6 +19,7 @@ type resultCache struct {
 	mu         sync.Mutex
 	maxEntries int
 	maxBytes   int
+	keep       time.Duration // an entry older than this serves nobody: dropped
 	bytes      int
 	ll         *list.List // front = most recently used
 	items      map[string]*list.Element
@@ -31,12 +32,14 @@ type cacheEntry struct {
 	size int
 }
 
-func newResultCache(maxEntries, maxBytes int) *resultCache {
-	return &resultCache{maxEntries: maxEntries, maxBytes: maxBytes, ll: list.New(), items: map[string]*list.Element{}}
+func newResultCache(maxEntries, maxBytes int, keep time.Duration) *resultCache {
+	return &resultCache{maxEntries: maxEntries, maxBytes: maxBytes, keep: keep, ll: list.New(), items: map[string]*list.Element{}}
 }
 
-// get returns the entry for key, if it is at most maxAge old at now; an
-// older entry is dropped.
+// get returns the entry for key, if it is at most maxAge old at now. An
+// entry past maxAge but within keep stays: a result too old to answer a
+// call fresh (past its tool's TTL) is still what a failing call falls back
+// to. Only an entry older than keep is dropped.
 func (c *resultCache) get(key string, now time.Time, maxAge time.Duration) (Output, time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -45,8 +48,10 @@ func (c *resultCache) get(key string, now time.Time, maxAge time.Duration) (Outp
 		return Output{}, time.Time{}, false
 	}
 	e := el.Value.(*cacheEntry)
-	if now.Sub(e.at) > maxAge {
-		c.remove(el)
+	if age := now.Sub(e.at); age > maxAge {
+		if age > c.keep {
+			c.remove(el)
+		}
 		return Output{}, time.Time{}, false
 	}
 	c.ll.MoveToFront(el)

@@ -162,7 +162,7 @@ func New(opts Options) *Registry {
 	opts = opts.withDefaults()
 	return &Registry{
 		opts:      opts,
-		cache:     newResultCache(opts.CacheEntries, opts.CacheBytes),
+		cache:     newResultCache(opts.CacheEntries, opts.CacheBytes, opts.MaxStale),
 		tools:     map[toolKey]*family{},
 		listeners: map[int]func(Change){},
 		tenants:   map[string]*rate.Limiter{},

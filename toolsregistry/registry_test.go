@@ -675,3 +675,38 @@ func BenchmarkCall(b *testing.B) {
 		}
 	})
 }
+
+// A tool with a cache TTL answers from the cache within the TTL, and past
+// it still falls back to the expired result when its upstream fails.
+func TestFallbackAfterTTL(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
+	r := newRegistry(t, Options{Now: clk.Now, Breaker: BreakerOptions{Failures: 100, OpenFor: time.Minute}})
+	secret := []byte("s3cret")
+	up := newUpstream(t, secret)
+	h, err := NewHTTPHandler(HTTPOptions{URL: up.srv.URL, Secret: secret, Guard: testGuard(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := tool("acme", "weather", 1)
+	tl.Fallback = FallbackCached
+	tl.CacheTTL = 10 * time.Minute
+	mustRegister(t, r, tl, h)
+	req := Request{Tenant: "acme", Tool: "weather", Args: json.RawMessage(`{"city":"Beijing"}`)}
+
+	if res := call(t, r, req); res.Cached {
+		t.Fatalf("first call cached: %+v", res)
+	}
+	clk.Set(time.Date(2026, 11, 21, 8, 5, 0, 0, time.UTC))
+	if res := call(t, r, req); !res.Cached || res.Warning != nil || up.hits.Load() != 1 {
+		t.Fatalf("within the TTL: %+v, %d upstream hits", res, up.hits.Load())
+	}
+	clk.Set(time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC))
+	up.broken.Store(true)
+	res := call(t, r, req)
+	if !res.Cached || res.Stale == nil || res.Warning == nil || res.Warning.Code != "stale_cache" {
+		t.Fatalf("past the TTL with the upstream down: %+v", res)
+	}
+	if up.hits.Load() != 2 {
+		t.Errorf("upstream hit %d times, want 2 (the fresh call and the failed one)", up.hits.Load())
+	}
+}
