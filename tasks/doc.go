@@ -1,6 +1,7 @@
-// Package tasks is Vigil's management layer: what a task is, when it fires,
-// which state changes are legal, and the Manager that carries out every
-// change a user asks for.
+// Package tasks is Vigil's management and execution layer: what a task
+// is, when it fires, which state changes are legal, the Manager that
+// carries out every change a user asks for, and the Scheduler, Queue and
+// Worker that execute runs while their owner is offline.
 //
 // A Task is work a user wants done later or again and again: what to do
 // (an instruction for the task agent, or declared tool Steps that the
@@ -14,18 +15,49 @@
 // Data flows one way:
 //
 //	httpapi / mcpserver / agent ──▶ Manager ──▶ Store (tasks, runs, schedule index)
-//	                                   └──────▶ streams.Log (a task_status event per change)
-//	scheduler ──Store.Due──▶ CreateRun (idempotent) ──▶ queue ──▶ workers ──UpdateRun (CAS)──▶ Store
+//	                                   │   └──▶ streams.Log (a task_status event per change)
+//	                                   └─ RunNow, Retry, Ingest: CreateRun ──(DispatchStore)──▶ Queue
+//	Scheduler ──Store.Due──▶ check entry against task ──▶ CreateRun (slot key) ──▶ Queue.Enqueue ──▶ AdvanceNext
+//	Worker ──Queue.Claim (lease)──▶ UpdateRun queued→running ──▶ Executor.Execute(run, Reporter)
+//	       Reporter: events ──▶ the task's thread; Checkpoint ──▶ UpdateRun running→running
+//	       success: text/done ──▶ thread, Notifier ──▶ webhooks, Then ──▶ chained runs,
+//	                UpdateRun running→succeeded, Queue.Ack
+//	       failure: Classify ──▶ retry at once | retrying + Queue.Release(backoff) | failed (dead letter) + Ack
 //
 // The Manager validates a change (Spec.Validate, chain cycles, the state
 // machines in state.go), writes it to the Store with optimistic concurrency
 // on the task's Version, keeps the schedule index in step, and appends a
-// task_status event to the task's thread with the request's trace id. The
-// scheduler, queue and workers (a later step) read the schedule index with
-// Store.Due, create runs keyed by slot so that two schedulers cannot fire
-// one slot twice, and move runs through their states with UpdateRun's
-// compare-and-set on status, so that two workers cannot both claim a run.
+// task_status event to the task's thread with the request's trace id.
 //
-// The Store interface is declared here, where it is consumed; store/bolt
-// implements it and store/storetest holds its conformance suite.
+// Execution is three parts that share nothing but the Store and the Queue,
+// so that they can run in one process (embedded mode: `vigil serve` on
+// bolt) or apart (Redis mode: `vigil worker`, to come):
+//
+//   - The Scheduler reads the schedule index with Store.Due, highest
+//     priority first in batches, checks each entry against its task (the
+//     index may be early or stale, never missing or late), applies the
+//     task's catch-up policy to slots missed while it was down, creates a
+//     run keyed by the slot (CreateRun refuses a second run for a slot:
+//     two schedulers fire it once), enqueues it and advances the entry. A
+//     Lease lets one scheduler of many dispatch.
+//   - The Queue holds run ids by priority and leases them to workers; a
+//     crashed worker's lease runs out and another worker reclaims the run.
+//   - The Worker pool claims runs within a per-tenant cap and a rate limit,
+//     moves them through their states with UpdateRun's compare-and-set on
+//     status (two workers cannot both start a run), runs the Executor —
+//     the built-in StepExecutor calls the task's tool steps through the
+//     tools registry and judges monitors; the task agent plugs in later —
+//     and retries by error class (transient, temporary, permanent). Long
+//     runs checkpoint after each step and resume after the last checkpoint
+//     when reclaimed or given back at shutdown.
+//
+// Notifications are at least once with a key: a run's result reaches its
+// thread and its webhooks before the run is marked succeeded, every webhook
+// POST carries the run's idempotency key (task id + slot), and a run
+// executed again after a crash notifies with the same key, which the
+// receiver drops.
+//
+// The Store and Queue interfaces are declared here, where they are
+// consumed; store/bolt implements both and store/storetest holds their
+// conformance suites (Tasks, Queue).
 package tasks

@@ -1,0 +1,122 @@
+package tasks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
+)
+
+// DispatchStore is a Store whose CreateRun also puts each run it creates
+// queued into Queue, so that every run a Manager creates (run now, retry,
+// ingested events) reaches the workers without the Manager knowing about
+// the queue. Give it to the Manager (Options.Store); the Scheduler and
+// the Worker take the plain Store and the Queue, and enqueue themselves.
+//
+// CreateRun stores the run first and enqueues it after. If the enqueue
+// fails, CreateRun returns the error and the run stays queued in the store
+// without an item; enqueueing it again (Queue.Enqueue is idempotent) is
+// safe. A sweep that re-enqueues such runs is not there yet.
+type DispatchStore struct {
+	Store
+	Queue Queue
+}
+
+// CreateRun implements Store: it stores r, then enqueues it if its status
+// is queued.
+func (s *DispatchStore) CreateRun(ctx context.Context, r Run) error {
+	if err := s.Store.CreateRun(ctx, r); err != nil {
+		return err
+	}
+	if r.Status != RunQueued {
+		return nil
+	}
+	if err := s.Queue.Enqueue(ctx, itemOf(r), 0); err != nil {
+		return fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// scheduledRunID returns the id of task taskID's run for slot: "run_" and
+// 20 hex digits of a hash of the tenant and idempotency key. Two
+// schedulers firing one slot make the same id, so that the one that loses
+// the CreateRun race knows which run won and can enqueue it if the winner
+// crashed before it did.
+func scheduledRunID(tenant, taskID string, slot time.Time) string {
+	h := sha256.Sum256([]byte(tenant + "\x00" + IdempotencyKey(taskID, slot)))
+	return "run_" + hex.EncodeToString(h[:10])
+}
+
+// createQueued creates r (status queued) and enqueues it. If a run with
+// r's id exists already (an earlier attempt of the same dispatch that
+// crashed before enqueueing), it enqueues that run when it is still
+// queued. It reports whether r was created by this call. A run of the same
+// task and slot with another id is vigil.Conflict, as CreateRun says.
+func createQueued(ctx context.Context, st Store, q Queue, r Run) (created bool, err error) {
+	err = st.CreateRun(ctx, r)
+	if vigil.ErrorCode(err) == vigil.Conflict {
+		cur, gerr := st.Run(ctx, r.Tenant, r.ID)
+		if gerr != nil {
+			return false, err // another run holds the slot
+		}
+		if cur.Status == RunQueued {
+			if err := q.Enqueue(ctx, itemOf(cur), 0); err != nil {
+				return false, fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
+			}
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := q.Enqueue(ctx, itemOf(r), 0); err != nil {
+		return true, fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
+	}
+	return true, nil
+}
+
+// thread appends events about task taskID (and its run runID) to a
+// task's thread.
+type thread struct {
+	log    streams.Log
+	logger *slog.Logger
+	now    func() time.Time
+	tenant string
+	id     string // thread id
+	taskID string
+	runID  string
+}
+
+// emit appends ps as one batch. The change they report has happened, so
+// the append outlives a cancelled ctx.
+func (th thread) emit(ctx context.Context, ps ...streams.Payload) error {
+	if th.log == nil || th.id == "" || len(ps) == 0 {
+		return nil
+	}
+	evs := make([]streams.Event, 0, len(ps))
+	ts := th.now().UTC()
+	for _, p := range ps {
+		ev, err := streams.NewEvent(p)
+		if err != nil {
+			return fmt.Errorf("tasks: %s event: %w", p.EventType(), err)
+		}
+		ev.TaskID, ev.RunID, ev.TraceID, ev.TS = th.taskID, th.runID, vigil.TraceID(ctx), ts
+		evs = append(evs, ev)
+	}
+	_, err := th.log.Append(context.WithoutCancel(ctx), th.tenant, th.id, evs)
+	return err
+}
+
+// status appends a task_status event for the run going from → to, logging
+// a failure rather than returning it (the change is stored already).
+func (th thread) status(ctx context.Context, from, to RunStatus) {
+	err := th.emit(ctx, streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, From: string(from), To: string(to)})
+	if err != nil {
+		th.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "from", from, "to", to, "err", err)
+	}
+}

@@ -1,0 +1,186 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/vigilhq/vigil/toolsregistry"
+)
+
+// HeaderIdempotencyKey carries a run's idempotency key (Run.IdempotencyKey)
+// on every webhook POST: a receiver that has seen the key drops the
+// notification, so that a run notified again after a crash is shown once.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// NotifierOptions configure a Notifier. The zero value means defaults.
+type NotifierOptions struct {
+	// Guard keeps webhook POSTs away from addresses that are not public;
+	// nil means a guard without allowances. Tests pass one that allows
+	// 127.0.0.1.
+	Guard *toolsregistry.Guard
+	// Timeout bounds one POST; default 10s.
+	Timeout time.Duration
+	// Backoff are the waits before the retries of a POST that failed
+	// (no answer, 408, 429 or 5xx); default 1s, 5s, 25s. A 2xx answer is
+	// delivered; any other answer is final.
+	Backoff []time.Duration
+	// Now is the clock of the signature timestamps; default time.Now.
+	Now func() time.Time
+	// Logger receives failed deliveries; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Notifier POSTs finished runs to their task's webhooks (Spec.Notify),
+// signed as HTTP tools are: HeaderTimestamp carries the Unix time in
+// seconds and HeaderSignature "sha256=" and the hex HMAC-SHA256 under the
+// webhook's secret of the timestamp, a dot and the body
+// (toolsregistry.Sign; toolsregistry.Verify checks it on the receiving
+// side). A webhook without a secret gets no signature. Every POST carries
+// the run's idempotency key in HeaderIdempotencyKey. It is safe for
+// concurrent use.
+type Notifier struct {
+	client  *http.Client
+	backoff []time.Duration
+	now     func() time.Time
+	logger  *slog.Logger
+}
+
+// NewNotifier returns a Notifier.
+func NewNotifier(opts NotifierOptions) (*Notifier, error) {
+	g := opts.Guard
+	if g == nil {
+		var err error
+		if g, err = toolsregistry.NewGuard(toolsregistry.GuardOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = []time.Duration{time.Second, 5 * time.Second, 25 * time.Second}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Notifier{client: g.Client(opts.Timeout), backoff: opts.Backoff, now: opts.Now, logger: opts.Logger}, nil
+}
+
+// Notification is the JSON body of a webhook POST: a finished run.
+type Notification struct {
+	// Event is "run.finished".
+	Event          string          `json:"event"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	TaskID         string          `json:"task_id"`
+	RunID          string          `json:"run_id"`
+	Title          string          `json:"title"`
+	Slot           time.Time       `json:"slot"`
+	Cause          Cause           `json:"cause"`
+	Status         RunStatus       `json:"status"`
+	Attempt        int             `json:"attempt"`
+	Summary        string          `json:"summary,omitempty"`
+	Result         json.RawMessage `json:"result,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	ErrorClass     ErrorClass      `json:"error_class,omitempty"`
+	FinishedAt     time.Time       `json:"finished_at"`
+}
+
+// notificationOf returns the notification of finished run r.
+func notificationOf(r Run, summary string) Notification {
+	return Notification{
+		Event: "run.finished", IdempotencyKey: r.IdempotencyKey(), TaskID: r.TaskID, RunID: r.ID,
+		Title: r.Spec.Title, Slot: r.Slot.UTC(), Cause: r.Cause, Status: r.Status, Attempt: r.Attempt,
+		Summary: summary, Result: r.Result, Error: r.Error, ErrorClass: r.ErrorClass, FinishedAt: r.FinishedAt.UTC(),
+	}
+}
+
+// Notify POSTs n to each webhook, retrying each as NotifierOptions.Backoff
+// says, and returns the errors of the webhooks it could not reach, joined.
+// Their texts name the webhook's host, never its full URL (which may hold
+// a token).
+func (n *Notifier) Notify(ctx context.Context, hooks []Webhook, note Notification) error {
+	body, err := json.Marshal(note)
+	if err != nil {
+		return fmt.Errorf("tasks: encode notification: %w", err)
+	}
+	var errs []error
+	for _, h := range hooks {
+		if err := n.deliver(ctx, h, note.IdempotencyKey, body); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deliver POSTs body to h until it is delivered, final, or the retries
+// are spent.
+func (n *Notifier) deliver(ctx context.Context, h Webhook, key string, body []byte) error {
+	host := "webhook"
+	if u, err := url.Parse(h.URL); err == nil {
+		host = u.Host
+	}
+	var last error
+	for attempt := 0; ; attempt++ {
+		retry, err := n.post(ctx, h, key, body)
+		if err == nil {
+			return nil
+		}
+		last = fmt.Errorf("webhook %s: %w", host, err)
+		if !retry || attempt >= len(n.backoff) {
+			return last
+		}
+		t := time.NewTimer(n.backoff[attempt])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(last, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// post makes one POST and says whether a failure may be retried.
+func (n *Notifier) post(ctx context.Context, h Webhook, key string, body []byte) (retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return false, errors.New("invalid URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Vigil/1 (+webhooks)")
+	req.Header.Set(HeaderIdempotencyKey, key)
+	if h.Secret != "" {
+		ts := strconv.FormatInt(n.now().Unix(), 10)
+		req.Header.Set(toolsregistry.HeaderTimestamp, ts)
+		req.Header.Set(toolsregistry.HeaderSignature, toolsregistry.Sign([]byte(h.Secret), ts, body))
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL
+		}
+		return ctx.Err() == nil, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch c := resp.StatusCode; {
+	case c >= 200 && c < 300:
+		return false, nil
+	case c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500:
+		return true, fmt.Errorf("answered %s", resp.Status)
+	default:
+		return false, fmt.Errorf("answered %s", resp.Status)
+	}
+}

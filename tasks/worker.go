@@ -1,0 +1,842 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
+)
+
+// WorkerOptions configure a Worker. Store, Queue, Log and Executor are
+// required; the zero value of every other field means its default.
+type WorkerOptions struct {
+	Store    Store
+	Queue    Queue
+	Log      streams.Log
+	Executor Executor
+	// Notifier POSTs finished runs to their webhooks; nil means the
+	// task's thread is the only one told.
+	Notifier *Notifier
+	// ID names the worker in its leases; default a random id.
+	ID string
+	// Concurrency is how many runs the worker executes at once; default 8.
+	Concurrency int
+	// TenantConcurrency caps the runs of one tenant executing at once in
+	// this worker; default Concurrency (no cap beyond it). A run over the
+	// cap goes back to the queue for TenantWait.
+	TenantConcurrency int
+	TenantWait        time.Duration
+	// Rate caps the executions this worker starts per second (a token
+	// bucket of Burst, default max(1, Rate)); zero means no cap.
+	Rate  float64
+	Burst int
+	// Lease is how long a claim holds a run; the worker renews it every
+	// third of it while the run executes. Default 30s: a crashed worker's
+	// runs are reclaimed by others after at most this long.
+	Lease time.Duration
+	// Retry is the retry policy; its zero value means the defaults.
+	Retry RetryPolicy
+	// MaxDeliveries fails a running run that was reclaimed more often
+	// than this since it last went back to the queue (its execution
+	// crashes its workers); default 5.
+	MaxDeliveries int
+	// MaxChainDepth stops a chain (Spec.Then) of more runs than this in a
+	// row, for the chain a concurrent edit closed into a cycle; default 16.
+	MaxChainDepth int
+	// StopGrace is how long Stop waits, after its deadline cancelled the
+	// runs, for their executors to return; default 5s.
+	StopGrace time.Duration
+	// Now is the clock of run timestamps and lease checks; default
+	// time.Now. It should be the queue's clock.
+	Now func() time.Time
+	// Logger default slog.Default().
+	Logger *slog.Logger
+}
+
+// Worker executes queued runs: a pool of Concurrency goroutines that claim
+// runs from the Queue (highest priority first) under a lease, and move
+// each through its states with the Store's compare-and-set, appending a
+// task_status event to the task's thread at every change:
+//
+//  1. claim (Reclaim first: runs whose worker died), within the tenant
+//     cap and the rate limit;
+//  2. queued → running (retrying → queued → running after a backoff); a
+//     run found running was its crashed worker's, and resumes;
+//  3. Executor.Execute, with a Reporter that appends the executor's
+//     events to the thread and stores a checkpoint after each step
+//     (running → running, Checkpoints one longer), while a goroutine
+//     renews the lease;
+//  4. on success: the result goes to the thread (text and done events)
+//     and to the webhooks, the tasks of Spec.Then get chained runs, then
+//     running → succeeded, and the item is acked;
+//  5. on error, by class (Classify, RetryPolicy): transient → retried at
+//     once (running → retrying → queued → running); temporary → running
+//     → retrying, and the item is released with the backoff as delay;
+//     permanent or out of retries → the failure goes to the thread and
+//     webhooks, running → failed (a dead letter), ack.
+//
+// Notifying before the run is marked succeeded makes delivery at least
+// once: a worker that dies in between leaves the run running, another
+// worker resumes it after its last checkpoint and notifies again, and the
+// webhook receiver drops the repeat by its idempotency key. A run fired
+// twice is never executed twice: only one worker's queued → running
+// succeeds.
+//
+// Before every write of a run the worker checks that its lease still
+// holds for a third of the Lease (renewing it if not) and writes nothing
+// once another worker took the run over. Store.UpdateRun compares the
+// status only, so a worker that stalls past its lease and is not told
+// (its renewal and check both late) could still write once; a fence on
+// Attempt in the store would close that window.
+//
+// Start and Stop may each be called once. A Worker is safe for concurrent
+// use.
+type Worker struct {
+	store    Store
+	queue    Queue
+	log      streams.Log
+	exec     Executor
+	notifier *Notifier
+	id       string
+	conc     int
+	tenCap   int
+	tenWait  time.Duration
+	limiter  *rate.Limiter
+	lease    time.Duration
+	retry    RetryPolicy
+	maxDeliv int
+	maxChain int
+	grace    time.Duration
+	now      func() time.Time
+	logger   *slog.Logger
+
+	sem      chan struct{}
+	tenMu    sync.Mutex
+	tenants  map[string]int
+	running  sync.WaitGroup
+	stopping chan struct{}
+	loopDone chan struct{}
+	// runs is the context of executing runs: it ends at Stop's deadline
+	// or when Start's context ends.
+	runs       context.Context
+	cancelRuns context.CancelFunc
+	hard       context.Context
+	started    bool
+	stopOnce   sync.Once
+}
+
+// NewWorker returns a Worker; Start starts it.
+func NewWorker(opts WorkerOptions) *Worker {
+	w := &Worker{
+		store: opts.Store, queue: opts.Queue, log: opts.Log, exec: opts.Executor, notifier: opts.Notifier,
+		id: opts.ID, conc: opts.Concurrency, tenCap: opts.TenantConcurrency, tenWait: opts.TenantWait,
+		lease: opts.Lease, retry: opts.Retry.withDefaults(), maxDeliv: opts.MaxDeliveries,
+		maxChain: opts.MaxChainDepth, grace: opts.StopGrace, now: opts.Now, logger: opts.Logger,
+		tenants: map[string]int{}, stopping: make(chan struct{}), loopDone: make(chan struct{}),
+	}
+	if w.id == "" {
+		w.id = vigil.NewID("wrk_")
+	}
+	if w.conc <= 0 {
+		w.conc = 8
+	}
+	if w.tenCap <= 0 || w.tenCap > w.conc {
+		w.tenCap = w.conc
+	}
+	if w.tenWait <= 0 {
+		w.tenWait = time.Second
+	}
+	if opts.Rate > 0 {
+		burst := opts.Burst
+		if burst <= 0 {
+			burst = max(1, int(opts.Rate))
+		}
+		w.limiter = rate.NewLimiter(rate.Limit(opts.Rate), burst)
+	}
+	if w.lease <= 0 {
+		w.lease = 30 * time.Second
+	}
+	if w.maxDeliv <= 0 {
+		w.maxDeliv = 5
+	}
+	if w.maxChain <= 0 {
+		w.maxChain = 16
+	}
+	if w.grace <= 0 {
+		w.grace = 5 * time.Second
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.logger == nil {
+		w.logger = slog.Default()
+	}
+	w.sem = make(chan struct{}, w.conc)
+	return w
+}
+
+// ID returns the worker's id, as its leases name it.
+func (w *Worker) ID() string { return w.id }
+
+// Start starts claiming and executing runs in the background. When ctx
+// ends the worker stops at once, as if its process died: runs are
+// cancelled and left as they are, their leases run out and other workers
+// reclaim them. Stop is the graceful way.
+func (w *Worker) Start(ctx context.Context) {
+	w.hard = ctx
+	w.runs, w.cancelRuns = context.WithCancel(ctx)
+	w.started = true
+	go w.loop()
+}
+
+// Stop stops the worker gracefully: it claims no more runs, gives back at
+// once the runs it claimed but has not started, and lets running runs
+// finish; an executor that records a checkpoint meanwhile is told to
+// yield (ErrYield), and its run goes back to the queue to resume after
+// the checkpoint. When ctx ends first, the runs still executing are
+// cancelled; each goes back to the queue as of its last checkpoint and its
+// lease is released. Stop returns once no run executes, or with an error
+// when executors ignore their cancelled context for StopGrace.
+func (w *Worker) Stop(ctx context.Context) error {
+	if !w.started {
+		return nil
+	}
+	w.stopOnce.Do(func() { close(w.stopping) })
+	<-w.loopDone
+	done := make(chan struct{})
+	go func() { w.running.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	w.cancelRuns()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(w.grace):
+		return fmt.Errorf("tasks: worker %s: runs still executing %s after the stop deadline", w.id, w.grace)
+	}
+}
+
+// Stopping returns a channel closed once Stop is called. An executor with
+// steps of its own between checkpoints can watch it to yield early.
+func (w *Worker) Stopping() <-chan struct{} { return w.stopping }
+
+func (w *Worker) isStopping() bool {
+	select {
+	case <-w.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// claimBatch is the most runs one claim asks for.
+const claimBatch = 64
+
+// loop claims runs while there are free slots, until Stop or Start's
+// context ends.
+func (w *Worker) loop() {
+	defer close(w.loopDone)
+	ctx, cancel := context.WithCancel(w.hard)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	reclaimEvery := max(w.lease/2, 10*time.Millisecond)
+	var nextReclaim time.Time // real time: reclaim at once
+	for {
+		select {
+		case w.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < claimBatch {
+			select {
+			case w.sem <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		var claims []Claim
+		var err error
+		if !time.Now().Before(nextReclaim) {
+			claims, err = w.queue.Reclaim(ctx, w.id, n, w.lease)
+			nextReclaim = time.Now().Add(reclaimEvery)
+		}
+		if err == nil && len(claims) == 0 {
+			claims, err = w.queue.Claim(ctx, w.id, n, w.lease, time.Until(nextReclaim))
+		}
+		for range n - len(claims) {
+			<-w.sem
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				for _, c := range claims {
+					w.giveBack(c)
+				}
+				return
+			}
+			w.logger.ErrorContext(ctx, "tasks: claim failed", "worker", w.id, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for _, c := range claims {
+			w.running.Add(1)
+			go w.handle(c)
+		}
+	}
+}
+
+// giveBack releases a claim the worker will not work on, and frees its
+// slot.
+func (w *Worker) giveBack(c Claim) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.hard), 5*time.Second)
+	defer cancel()
+	if err := w.queue.Release(ctx, c, 0); err != nil {
+		w.logger.WarnContext(ctx, "tasks: release failed", "run", c.RunID, "err", err)
+	}
+}
+
+// handle works on one claim and frees its slot.
+func (w *Worker) handle(c Claim) {
+	defer w.running.Done()
+	defer func() { <-w.sem }()
+	if !w.takeTenant(c.Tenant) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(w.hard), 5*time.Second)
+		defer cancel()
+		_ = w.queue.Release(ctx, c, w.tenWait)
+		return
+	}
+	defer w.doneTenant(c.Tenant)
+
+	ctx, cancel := context.WithCancel(w.runs)
+	defer cancel()
+	k := &keeper{w: w, claim: c, cancel: cancel}
+	renewed := make(chan struct{})
+	go func() { defer close(renewed); k.renew(ctx) }()
+	defer func() { cancel(); <-renewed }()
+
+	if w.limiter != nil {
+		wait, stop := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-w.stopping:
+				stop()
+			case <-wait.Done():
+			}
+		}()
+		err := w.limiter.Wait(wait)
+		stop()
+		if err != nil {
+			if w.hard.Err() == nil && !k.isLost() {
+				w.giveBack(k.current())
+			}
+			return
+		}
+	}
+	if w.isStopping() {
+		w.giveBack(k.current())
+		return
+	}
+	w.process(ctx, k)
+}
+
+func (w *Worker) takeTenant(tenant string) bool {
+	w.tenMu.Lock()
+	defer w.tenMu.Unlock()
+	if w.tenants[tenant] >= w.tenCap {
+		return false
+	}
+	w.tenants[tenant]++
+	return true
+}
+
+func (w *Worker) doneTenant(tenant string) {
+	w.tenMu.Lock()
+	defer w.tenMu.Unlock()
+	if w.tenants[tenant]--; w.tenants[tenant] <= 0 {
+		delete(w.tenants, tenant)
+	}
+}
+
+// errLeaseLost: another worker took the run over.
+var errLeaseLost = errors.New("tasks: the run's lease is lost")
+
+// errRunGone: the run was cancelled, deleted or finished elsewhere.
+var errRunGone = errors.New("tasks: the run was cancelled or deleted")
+
+// errHandled: the run's handling is over (it failed and was recorded).
+var errHandled = errors.New("tasks: the run was handled")
+
+// keeper holds a claim's lease: it renews it in the background and
+// checks it before writes.
+type keeper struct {
+	w      *Worker
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	claim  Claim
+	lost   bool
+}
+
+func (k *keeper) current() Claim {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.claim
+}
+
+func (k *keeper) isLost() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.lost
+}
+
+// renew extends the lease every third of it until ctx ends.
+func (k *keeper) renew(ctx context.Context) {
+	t := time.NewTicker(max(k.w.lease/3, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := k.extend(ctx); errors.Is(err, errLeaseLost) {
+				return
+			}
+		}
+	}
+}
+
+// extend renews the lease now. A lost lease cancels the run.
+func (k *keeper) extend(ctx context.Context) error {
+	c := k.current()
+	nc, err := k.w.queue.Extend(ctx, c, k.w.lease)
+	switch {
+	case vigil.ErrorCode(err) == vigil.Conflict:
+		k.mu.Lock()
+		k.lost = true
+		k.mu.Unlock()
+		k.cancel()
+		k.w.logger.WarnContext(ctx, "tasks: lease lost; another worker has the run", "worker", k.w.id, "run", c.RunID)
+		return errLeaseLost
+	case err != nil:
+		return err
+	}
+	k.mu.Lock()
+	if k.claim.Token == nc.Token {
+		k.claim = nc
+	}
+	k.mu.Unlock()
+	return nil
+}
+
+// ensure returns nil if the lease holds for at least a third of the Lease
+// from now, renewing it if it would not; errLeaseLost if it is lost.
+func (k *keeper) ensure(ctx context.Context) error {
+	k.mu.Lock()
+	lost, until := k.lost, k.claim.Until
+	k.mu.Unlock()
+	if lost {
+		return errLeaseLost
+	}
+	if k.w.now().Add(k.w.lease / 3).Before(until) {
+		return nil
+	}
+	return k.extend(ctx)
+}
+
+// execution is one run in a worker's hands; it is the executor's Reporter.
+type execution struct {
+	w   *Worker
+	k   *keeper
+	th  thread
+	run Run
+}
+
+// Emit implements Reporter.
+func (x *execution) Emit(ctx context.Context, ps ...streams.Payload) error {
+	return x.th.emit(ctx, ps...)
+}
+
+// Checkpoint implements Reporter.
+func (x *execution) Checkpoint(ctx context.Context, step int, state json.RawMessage) error {
+	next := x.run
+	now := x.w.now().UTC()
+	next.Checkpoints = append(slices.Clip(x.run.Checkpoints), Checkpoint{Step: step, At: now, State: state})
+	next.UpdatedAt = now
+	if err := x.update(ctx, next, RunRunning, ""); err != nil {
+		return err
+	}
+	if x.w.isStopping() {
+		return ErrYield
+	}
+	return nil
+}
+
+// update writes next over the run if its status is still from, after
+// checking the lease, and keeps next as the run; with to set it appends
+// the task_status event from → to. A run that changed under the worker
+// (cancelled, deleted) is errRunGone.
+func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) error {
+	if err := x.k.ensure(ctx); err != nil {
+		return err
+	}
+	err := x.w.store.UpdateRun(ctx, next, from)
+	switch vigil.ErrorCode(err) {
+	case "":
+	case vigil.Conflict, vigil.NotFound:
+		return errRunGone
+	default:
+		return err
+	}
+	x.run = next
+	if to != "" {
+		x.th.status(ctx, from, to)
+	}
+	return nil
+}
+
+// process carries claim k through the run's lifecycle.
+func (w *Worker) process(ctx context.Context, k *keeper) {
+	c := k.current()
+	r, err := w.store.Run(ctx, c.Tenant, c.RunID)
+	if vigil.ErrorCode(err) == vigil.NotFound {
+		w.ack(ctx, k)
+		return
+	}
+	if err != nil {
+		w.logger.ErrorContext(ctx, "tasks: read run", "run", c.RunID, "err", err)
+		w.releaseIfHeld(ctx, k, w.tenWait)
+		return
+	}
+	if r.Status.Terminal() || r.Status == RunWaitingInput {
+		w.ack(ctx, k) // finished, or waits for the user, who queues it again
+		return
+	}
+	t, err := w.store.Task(ctx, r.Tenant, r.TaskID)
+	if vigil.ErrorCode(err) == vigil.NotFound {
+		w.ack(ctx, k)
+		return
+	}
+	if err != nil {
+		w.logger.ErrorContext(ctx, "tasks: read task", "run", r.ID, "task", r.TaskID, "err", err)
+		w.releaseIfHeld(ctx, k, w.tenWait)
+		return
+	}
+	x := &execution{w: w, k: k, run: r, th: thread{
+		log: w.log, logger: w.logger, now: w.now, tenant: r.Tenant, id: t.ThreadID, taskID: r.TaskID, runID: r.ID,
+	}}
+	if err := x.start(ctx, c); err != nil {
+		if !w.settle(ctx, x, err) {
+			w.logger.ErrorContext(ctx, "tasks: run not started", "run", r.ID, "err", err)
+			w.releaseIfHeld(ctx, k, w.tenWait)
+		}
+		return
+	}
+	for {
+		out, err := w.exec.Execute(ctx, x.run, x)
+		if err == nil {
+			w.succeed(ctx, x, out)
+			return
+		}
+		if w.settle(ctx, x, err) {
+			return
+		}
+		class, after := Classify(err)
+		retry, wait := w.retry.decide(x.run.Attempt, class, after)
+		switch {
+		case !retry:
+			w.fail(ctx, x, err, class)
+			return
+		case wait == 0 && !w.isStopping():
+			if err := x.retryNow(ctx, err, class); err != nil {
+				w.settle(ctx, x, err)
+				return
+			}
+		default:
+			x.retryLater(ctx, err, class, wait)
+			return
+		}
+	}
+}
+
+// settle handles the errors that end a run's handling without a verdict
+// on the run and reports whether err was one: the lease is lost or the
+// worker died (write nothing), the run went away (ack), the worker is
+// stopping (give the run back). Other errors are the run's own.
+func (w *Worker) settle(ctx context.Context, x *execution, err error) bool {
+	switch {
+	case errors.Is(err, errHandled), x.k.isLost(), errors.Is(err, errLeaseLost), w.hard.Err() != nil:
+		return true
+	case errors.Is(err, errRunGone):
+		w.ack(ctx, x.k)
+		return true
+	case w.isStopping() && (errors.Is(err, ErrYield) || ctx.Err() != nil):
+		x.requeue(ctx)
+		return true
+	case ctx.Err() != nil:
+		return true
+	}
+	return false
+}
+
+// start moves the run to running: retrying → queued → running, queued →
+// running (a new attempt), or running → running for a run whose worker
+// died (the same attempt, resumed from its checkpoints).
+func (x *execution) start(ctx context.Context, c Claim) error {
+	for range casAttempts {
+		r := x.run
+		now := x.w.now().UTC()
+		var err error
+		switch r.Status {
+		case RunRetrying:
+			next := r
+			next.Status, next.UpdatedAt = RunQueued, now
+			err = x.update(ctx, next, RunRetrying, RunQueued)
+			if err == nil {
+				continue
+			}
+		case RunQueued:
+			next := r
+			next.Status, next.Attempt, next.StartedAt, next.RetryAt, next.UpdatedAt = RunRunning, r.Attempt+1, now, time.Time{}, now
+			if err = x.update(ctx, next, RunQueued, RunRunning); err == nil {
+				return nil
+			}
+		case RunRunning:
+			if c.Deliveries > x.w.maxDeliv {
+				x.w.fail(ctx, x, fmt.Errorf("the run was taken over %d times from workers that stopped while running it", c.Deliveries-1), ErrorPermanent)
+				return errHandled
+			}
+			next := r
+			next.StartedAt, next.UpdatedAt = now, now
+			if err = x.update(ctx, next, RunRunning, ""); err == nil {
+				_ = x.th.emit(ctx, streams.Status{Phase: streams.PhaseThinking, Detail: "taken over from a worker that stopped while running it"})
+				return nil
+			}
+		default:
+			return errRunGone
+		}
+		if !errors.Is(err, errRunGone) {
+			return err
+		}
+		// The status changed under us: read it again and decide anew.
+		cur, gerr := x.w.store.Run(ctx, r.Tenant, r.ID)
+		if vigil.ErrorCode(gerr) == vigil.NotFound {
+			return errRunGone
+		}
+		if gerr != nil {
+			return gerr
+		}
+		x.run = cur
+	}
+	return errRunGone
+}
+
+// retryNow records a failed attempt and starts the next one at once.
+func (x *execution) retryNow(ctx context.Context, cause error, class ErrorClass) error {
+	now := x.w.now().UTC()
+	next := x.run
+	next.Status, next.Error, next.ErrorClass, next.RetryAt, next.UpdatedAt = RunRetrying, errText(cause), class, now, now
+	if err := x.update(ctx, next, RunRunning, RunRetrying); err != nil {
+		return err
+	}
+	next.Status = RunQueued
+	if err := x.update(ctx, next, RunRetrying, RunQueued); err != nil {
+		return err
+	}
+	next.Status, next.Attempt, next.StartedAt, next.RetryAt = RunRunning, next.Attempt+1, x.w.now().UTC(), time.Time{}
+	return x.update(ctx, next, RunQueued, RunRunning)
+}
+
+// retryLater records a failed attempt and gives the run back to the queue
+// until wait has passed.
+func (x *execution) retryLater(ctx context.Context, cause error, class ErrorClass, wait time.Duration) {
+	now := x.w.now().UTC()
+	next := x.run
+	next.Status, next.Error, next.ErrorClass, next.RetryAt, next.UpdatedAt = RunRetrying, errText(cause), class, now.Add(wait), now
+	if err := x.update(ctx, next, RunRunning, RunRetrying); err != nil {
+		x.w.settle(ctx, x, err)
+		return
+	}
+	x.w.releaseIfHeld(ctx, x.k, wait)
+}
+
+// requeue gives a run back at shutdown: running → queued, keeping its
+// checkpoints and its attempt (the next worker continues it), and
+// releases the lease. The run's context may have ended; the writes use
+// their own.
+func (x *execution) requeue(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	next := x.run
+	next.Status, next.Attempt, next.UpdatedAt = RunQueued, max(x.run.Attempt-1, 0), x.w.now().UTC()
+	if err := x.update(ctx, next, RunRunning, RunQueued); err != nil {
+		if errors.Is(err, errRunGone) {
+			x.w.ack(ctx, x.k)
+		}
+		return
+	}
+	x.w.releaseIfHeld(ctx, x.k, 0)
+}
+
+// succeed tells the thread, the webhooks and the chained tasks about the
+// outcome, then marks the run succeeded and acks it.
+func (w *Worker) succeed(ctx context.Context, x *execution, out Outcome) {
+	now := w.now().UTC()
+	final := x.run
+	final.Status, final.Result, final.FinishedAt, final.UpdatedAt = RunSucceeded, out.Result, now, now
+	if len(final.Result) == 0 {
+		final.Result = json.RawMessage("null")
+	}
+	if !out.Quiet {
+		if err := x.k.ensure(ctx); err != nil {
+			w.settle(ctx, x, err)
+			return
+		}
+		var ps []streams.Payload
+		if out.Summary != "" {
+			ps = append(ps, streams.Text{MessageID: fmt.Sprintf("%s.a%d", x.run.ID, x.run.Attempt), Text: out.Summary})
+		}
+		ps = append(ps, streams.Done{Summary: clip(out.Summary, 500), Status: streams.OutcomeSucceeded})
+		if err := x.th.emit(ctx, ps...); err != nil {
+			w.logger.ErrorContext(ctx, "tasks: result not appended to the thread", "run", x.run.ID, "err", err)
+		}
+		w.notify(ctx, x, final, out.Summary)
+		w.chain(ctx, final)
+	}
+	if err := x.update(ctx, final, RunRunning, RunSucceeded); err != nil {
+		w.settle(ctx, x, err)
+		return
+	}
+	w.ack(ctx, x.k)
+}
+
+// fail tells the thread and the webhooks that the run failed, marks it
+// failed (a dead letter) and acks it.
+func (w *Worker) fail(ctx context.Context, x *execution, cause error, class ErrorClass) {
+	now := w.now().UTC()
+	final := x.run
+	final.Status, final.Error, final.ErrorClass, final.FinishedAt, final.UpdatedAt = RunFailed, errText(cause), class, now, now
+	if err := x.k.ensure(ctx); err != nil {
+		w.settle(ctx, x, err)
+		return
+	}
+	summary := fmt.Sprintf("%s failed: %s", x.run.Spec.Title, final.Error)
+	err := x.th.emit(ctx,
+		streams.Error{Code: "run_failed", Message: clip(final.Error, 2000), Retryable: false},
+		streams.Done{Summary: clip(summary, 500), Status: streams.OutcomeFailed})
+	if err != nil {
+		w.logger.ErrorContext(ctx, "tasks: failure not appended to the thread", "run", x.run.ID, "err", err)
+	}
+	w.notify(ctx, x, final, summary)
+	if err := x.update(ctx, final, RunRunning, RunFailed); err != nil {
+		w.settle(ctx, x, err)
+		return
+	}
+	w.ack(ctx, x.k)
+}
+
+func errText(err error) string {
+	if s := err.Error(); s != "" {
+		return s
+	}
+	return "the run failed"
+}
+
+// notify POSTs the finished run to its webhooks; a failure is a warning
+// on the thread, not a failure of the run.
+func (w *Worker) notify(ctx context.Context, x *execution, final Run, summary string) {
+	if w.notifier == nil || len(final.Spec.Notify) == 0 {
+		return
+	}
+	if err := w.notifier.Notify(ctx, final.Spec.Notify, notificationOf(final, summary)); err != nil {
+		w.logger.WarnContext(ctx, "tasks: webhook not delivered", "run", final.ID, "err", err)
+		_ = x.th.emit(ctx, streams.Warning{Code: "webhook_failed", Message: clip("a webhook was not told of this run: "+err.Error(), 1000)})
+	}
+}
+
+// chain creates a run of each active task final.Spec.Then names, keyed by
+// final's slot, so that a run that succeeds twice (resumed after a crash)
+// starts each successor once.
+func (w *Worker) chain(ctx context.Context, final Run) {
+	if len(final.Spec.Then) == 0 {
+		return
+	}
+	depth, p := 0, final
+	for p.Cause == CauseChain && p.Parent != "" && depth < w.maxChain {
+		parent, err := w.store.Run(ctx, p.Tenant, p.Parent)
+		if err != nil {
+			break
+		}
+		depth, p = depth+1, parent
+	}
+	if depth >= w.maxChain {
+		w.logger.WarnContext(ctx, "tasks: chain too deep; not starting the next tasks", "run", final.ID, "depth", depth)
+		return
+	}
+	now := w.now().UTC()
+	for _, id := range final.Spec.Then {
+		t, err := w.store.Task(ctx, final.Tenant, id)
+		if err != nil || t.Status != StatusActive {
+			if err != nil && vigil.ErrorCode(err) != vigil.NotFound {
+				w.logger.ErrorContext(ctx, "tasks: chained task not read", "run", final.ID, "task", id, "err", err)
+			}
+			continue
+		}
+		r := Run{
+			ID: scheduledRunID(t.Tenant, t.ID, final.Slot), Tenant: t.Tenant, TaskID: t.ID, TaskVersion: t.Version, Spec: t.Spec,
+			Slot: final.Slot, Due: now, Cause: CauseChain, Parent: final.ID, Status: RunQueued, CreatedAt: now, UpdatedAt: now,
+		}
+		created, err := createQueued(ctx, w.store, w.queue, r)
+		switch {
+		case err != nil && vigil.ErrorCode(err) != vigil.Conflict:
+			w.logger.ErrorContext(ctx, "tasks: chained run not created", "run", final.ID, "task", id, "err", err)
+		case created:
+			thread{log: w.log, logger: w.logger, now: w.now, tenant: t.Tenant, id: t.ThreadID, taskID: t.ID, runID: r.ID}.
+				status(ctx, "", RunQueued)
+		}
+	}
+}
+
+func (w *Worker) ack(ctx context.Context, k *keeper) {
+	if k.isLost() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.queue.Ack(ctx, k.current()); err != nil && vigil.ErrorCode(err) != vigil.Conflict {
+		w.logger.ErrorContext(ctx, "tasks: ack failed", "run", k.current().RunID, "err", err)
+	}
+}
+
+func (w *Worker) releaseIfHeld(ctx context.Context, k *keeper, delay time.Duration) {
+	if k.isLost() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.queue.Release(ctx, k.current(), delay); err != nil && vigil.ErrorCode(err) != vigil.Conflict {
+		w.logger.ErrorContext(ctx, "tasks: release failed", "run", k.current().RunID, "err", err)
+	}
+}

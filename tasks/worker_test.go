@@ -1,0 +1,562 @@
+package tasks_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
+	"github.com/vigilhq/vigil/tasks"
+	"github.com/vigilhq/vigil/toolsregistry"
+)
+
+// failing registers a tool that fails its first n calls with err (all of
+// them for n < 0) and then answers "ok".
+func (r *rig) failing(t *testing.T, name string, n int, err error, mod ...func(*toolsregistry.Tool)) *atomic.Int32 {
+	var calls atomic.Int32
+	r.tool(t, name, func(context.Context, json.RawMessage) (toolsregistry.Output, error) {
+		if c := calls.Add(1); n < 0 || int(c) <= n {
+			return toolsregistry.Output{}, err
+		}
+		return toolsregistry.Output{Value: json.RawMessage(`"ok"`)}, nil
+	}, mod...)
+	return &calls
+}
+
+// runOf creates, confirms and runs now a task of one step calling tool.
+func (r *rig) runOf(t *testing.T, tool string) (tasks.Task, tasks.Run) {
+	t.Helper()
+	task := r.active(t, tasks.Spec{Title: tool + " task", Kind: tasks.KindLongRunning, Notify: r.hook(),
+		Slots: map[string]any{"city": "Atlantis"},
+		Steps: []tasks.Step{{Tool: tool, Args: map[string]any{"city": "{{city}}"}}}})
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task, run
+}
+
+var noFallback = func(tl *toolsregistry.Tool) { tl.Fallback = toolsregistry.FallbackNone }
+
+// TestTransientRetriesAtOnce: a transient error is retried at once, at
+// most three times.
+func TestTransientRetriesAtOnce(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, nil)
+	r.failing(t, "flaky", 2, errors.New("connection reset by peer"))
+	task, run := r.runOf(t, "flaky")
+	got := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	r.waitUnleased(t)
+	if got.Attempt != 3 || got.ErrorClass != tasks.ErrorTransient || !strings.Contains(got.Error, "connection reset") {
+		t.Errorf("after two transient failures: attempt %d, class %q, error %q; want attempt 3, transient", got.Attempt, got.ErrorClass, got.Error)
+	}
+	want := ">queued queued>running running>retrying retrying>queued queued>running running>retrying retrying>queued queued>running running>succeeded"
+	if s := strings.Join(r.runStatuses(t, task, run.ID), " "); s != want {
+		t.Errorf("statuses %s\nwant       %s", s, want)
+	}
+	if n := len(r.events(t, task, streams.TypeToolError)); n != 2 {
+		t.Errorf("%d tool_error events; want 2", n)
+	}
+
+	calls := r.failing(t, "broken", -1, errors.New("connection reset by peer"))
+	task, run = r.runOf(t, "broken")
+	got = r.waitRun(t, run.ID, tasks.RunFailed)
+	if got.Attempt != 4 || calls.Load() != 4 || got.ErrorClass != tasks.ErrorTransient {
+		t.Errorf("always failing: attempt %d, %d calls, class %q; want 4 attempts (3 retries), transient", got.Attempt, calls.Load(), got.ErrorClass)
+	}
+	waitFor(t, "the failure's webhook", func() bool { _, keys := r.hooks.received(); return keys[got.IdempotencyKey()] == 1 })
+	notes, _ := r.hooks.received()
+	if last := notes[len(notes)-1]; last.Status != tasks.RunFailed || last.ErrorClass != tasks.ErrorTransient {
+		t.Errorf("failure notification %+v", last)
+	}
+	done := r.events(t, task, streams.TypeDone)
+	if len(done) != 1 || !strings.Contains(string(done[0].Data), `"failed"`) || len(r.events(t, task, streams.TypeError)) != 1 {
+		t.Errorf("the thread should end with an error and a failed done event: %v", done)
+	}
+}
+
+// TestTemporaryBacksOff: a temporary error (rate limited) puts the run in
+// retrying with a backoff of 10s, 20s, 40s plus jitter, in the queue as a
+// delayed item; after three retries the run fails.
+func TestTemporaryBacksOff(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, nil)
+	limited := vigil.Errorf(vigil.TooMany, "upstream says slow down")
+	r.failing(t, "limited", 1, limited, noFallback)
+	_, run := r.runOf(t, "limited")
+	got := r.waitRun(t, run.ID, tasks.RunRetrying)
+	r.waitUnleased(t)
+	if wait := got.RetryAt.Sub(r.clock.Now()); got.ErrorClass != tasks.ErrorTemporary || wait < 10*time.Second || wait > 12*time.Second {
+		t.Errorf("retrying: class %q, retry in %s; want temporary, 10s to 12s", got.ErrorClass, wait)
+	}
+	if st, _ := r.q.Stats(r.ctx); st.Delayed != 1 || st.Leased != 0 {
+		t.Errorf("queue while retrying: %+v; want the run delayed, no lease", st)
+	}
+	r.advance(9 * time.Second)
+	if st, _ := r.q.Stats(r.ctx); st.Delayed != 1 {
+		t.Errorf("9s later: %+v; want still delayed", st)
+	}
+	r.advance(3 * time.Second)
+	if got = r.waitRun(t, run.ID, tasks.RunSucceeded); got.Attempt != 2 {
+		t.Errorf("after the backoff: attempt %d; want 2", got.Attempt)
+	}
+
+	calls := r.failing(t, "throttled", -1, limited, noFallback)
+	_, run = r.runOf(t, "throttled")
+	for i, backoff := range tasks.DefaultBackoff {
+		got := r.waitRun(t, run.ID, tasks.RunRetrying)
+		r.waitUnleased(t)
+		if wait := got.RetryAt.Sub(r.clock.Now()); wait < backoff || wait > backoff*12/10 {
+			t.Errorf("retry %d: in %s; want %s plus up to 20%%", i+1, wait, backoff)
+		}
+		r.advance(got.RetryAt.Sub(r.clock.Now()))
+		waitFor(t, "the next attempt", func() bool { return int(calls.Load()) == i+2 })
+	}
+	if got := r.waitRun(t, run.ID, tasks.RunFailed); got.Attempt != 4 || got.ErrorClass != tasks.ErrorTemporary {
+		t.Errorf("after three backoffs: attempt %d, class %q; want 4, temporary", got.Attempt, got.ErrorClass)
+	}
+}
+
+// TestPermanentFailsAtOnce: a permanent error (invalid parameters) fails
+// the run at once; it is a dead letter, which Retry replays with changed
+// slots.
+func TestPermanentFailsAtOnce(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, nil)
+	var calls atomic.Int32
+	r.tool(t, "weather", func(_ context.Context, args json.RawMessage) (toolsregistry.Output, error) {
+		calls.Add(1)
+		var in struct{ City string }
+		_ = json.Unmarshal(args, &in)
+		if in.City != "Paris" {
+			return toolsregistry.Output{}, vigil.FieldError("city", "no such city %q", in.City)
+		}
+		return toolsregistry.Output{Value: json.RawMessage(`"sunny in Paris"`)}, nil
+	})
+	task, run := r.runOf(t, "weather")
+	failed := r.waitRun(t, run.ID, tasks.RunFailed)
+	if failed.Attempt != 1 || calls.Load() != 1 || failed.ErrorClass != tasks.ErrorPermanent || !strings.Contains(failed.Error, "no such city") {
+		t.Errorf("invalid parameters: attempt %d, %d calls, class %q, error %q; want 1 attempt, permanent", failed.Attempt, calls.Load(), failed.ErrorClass, failed.Error)
+	}
+	if st := r.waitUnleased(t); st.Delayed+st.Ready[tasks.PriorityNormal] != 0 {
+		t.Errorf("a failed run left a queue item: %+v", st)
+	}
+
+	// The dead-letter list, and a replay with another city.
+	ok, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitRun(t, ok.ID, tasks.RunFailed)
+	dead, err := r.m.DeadLetters(r.ctx, tasks.RunFilter{TaskID: task.ID})
+	if err != nil || len(dead.Runs) != 2 || dead.Next != "" {
+		t.Fatalf("dead letters: %+v, %v; want the 2 failed runs", dead, err)
+	}
+	page1, err := r.m.DeadLetters(r.ctx, tasks.RunFilter{TaskID: task.ID, Limit: 1})
+	if err != nil || len(page1.Runs) != 1 || page1.Next == "" {
+		t.Fatalf("dead letters, limit 1: %+v, %v", page1, err)
+	}
+	if page2, err := r.m.DeadLetters(r.ctx, tasks.RunFilter{TaskID: task.ID, Limit: 1, After: page1.Next}); err != nil || len(page2.Runs) != 1 || page2.Runs[0].ID == page1.Runs[0].ID {
+		t.Errorf("dead letters, page 2: %+v, %v", page2, err)
+	}
+	r.advance(time.Second)
+	retry, err := r.m.Retry(r.ctx, run.ID, map[string]any{"city": "Paris"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retry.Cause != tasks.CauseRetry || retry.Parent != run.ID || retry.Spec.Slots["city"] != "Paris" || retry.ID == run.ID {
+		t.Errorf("retry run %+v", retry)
+	}
+	if got := r.waitRun(t, retry.ID, tasks.RunSucceeded); string(got.Result) != `{"outputs":["sunny in Paris"]}` {
+		t.Errorf("replayed run result %s", got.Result)
+	}
+	if _, err := r.m.Retry(r.ctx, retry.ID, nil); !errors.Is(err, tasks.ErrIllegalTransition) {
+		t.Errorf("Retry of a succeeded run: %v; want an illegal transition", err)
+	}
+	if _, err := r.m.Retry(r.ctx, run.ID, map[string]any{"bad name!": 1}); vigil.ErrorCode(err) != vigil.Invalid {
+		t.Errorf("Retry with an invalid slot: %v", err)
+	}
+}
+
+// TestClassify pins the classes of the registry's errors.
+func TestClassify(t *testing.T) {
+	r := newRig(t)
+	r.tool(t, "slow", func(ctx context.Context, _ json.RawMessage) (toolsregistry.Output, error) {
+		<-ctx.Done()
+		return toolsregistry.Output{}, ctx.Err()
+	}, func(tl *toolsregistry.Tool) { tl.Timeout = 20 * time.Millisecond })
+	r.failing(t, "limited", -1, vigil.Errorf(vigil.TooMany, "slow down"), noFallback)
+	r.failing(t, "down", -1, errors.New("boom"))
+	r.failing(t, "picky", -1, vigil.FieldError("x", "bad"))
+	for tool, want := range map[string]tasks.ErrorClass{
+		"slow": tasks.ErrorTemporary, "limited": tasks.ErrorTemporary, "down": tasks.ErrorTransient,
+		"picky": tasks.ErrorPermanent, "missing": tasks.ErrorPermanent,
+	} {
+		_, err := r.reg.Call(r.ctx, toolsregistry.Request{Tenant: "acme", Scopes: []string{"*"}, Tool: tool})
+		if got, _ := tasks.Classify(err); got != want {
+			t.Errorf("%s: %v is %s; want %s", tool, err, got, want)
+		}
+	}
+	if c, after := tasks.Classify(tasks.Temporary(errors.New("x"), time.Minute)); c != tasks.ErrorTemporary || after != time.Minute {
+		t.Errorf("Temporary: %s %s", c, after)
+	}
+	if c, _ := tasks.Classify(fmt.Errorf("wrapped: %w", tasks.Permanent(errors.New("x")))); c != tasks.ErrorPermanent {
+		t.Errorf("wrapped Permanent: %s", c)
+	}
+}
+
+// gate is a tool that blocks the calls whose name it holds until opened
+// or until their context ends.
+type gate struct {
+	mu      sync.Mutex
+	shut    map[string]chan struct{}
+	entered map[string]chan struct{}
+}
+
+func newGate(names ...string) *gate {
+	g := &gate{shut: map[string]chan struct{}{}, entered: map[string]chan struct{}{}}
+	for _, n := range names {
+		g.shut[n], g.entered[n] = make(chan struct{}), make(chan struct{})
+	}
+	return g
+}
+
+func (g *gate) open(name string) { close(g.shut[name]) }
+
+func (g *gate) wait(t *testing.T, name string) {
+	t.Helper()
+	select {
+	case <-g.entered[name]:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("step %s never started", name)
+	}
+}
+
+// handler wraps the rig's step tool.
+func (g *gate) handler(r *rig) toolsregistry.HandlerFunc {
+	return func(ctx context.Context, args json.RawMessage) (toolsregistry.Output, error) {
+		var in struct{ Name string }
+		_ = json.Unmarshal(args, &in)
+		r.mu.Lock()
+		r.called = append(r.called, in.Name)
+		r.mu.Unlock()
+		g.mu.Lock()
+		shut, entered := g.shut[in.Name], g.entered[in.Name]
+		if entered != nil {
+			select {
+			case <-entered:
+			default:
+				close(entered)
+			}
+		}
+		g.mu.Unlock()
+		if shut != nil {
+			select {
+			case <-shut:
+			case <-ctx.Done():
+				return toolsregistry.Output{}, ctx.Err()
+			}
+		}
+		return toolsregistry.Output{Value: json.RawMessage(fmt.Sprintf(`"did %s"`, in.Name))}, nil
+	}
+}
+
+func fourSteps(r *rig) tasks.Spec {
+	var steps []tasks.Step
+	for _, n := range []string{"s1", "s2", "s3", "s4"} {
+		steps = append(steps, tasks.Step{Tool: "gated", Args: map[string]any{"name": n}})
+	}
+	return tasks.Spec{Title: "four steps", Kind: tasks.KindLongRunning, Steps: steps, Notify: r.hook()}
+}
+
+func checkpointSteps(run tasks.Run) string {
+	var s []string
+	for _, cp := range run.Checkpoints {
+		s = append(s, fmt.Sprint(cp.Step))
+	}
+	return strings.Join(s, ",")
+}
+
+// TestLongRunGracefulStopResumes: a worker stopped while a long run is in
+// step 2 of 4 lets step 2 finish, checkpoints it, gives the run back and
+// releases its lease; another worker resumes it at step 3.
+func TestLongRunGracefulStopResumes(t *testing.T) {
+	r := newRig(t)
+	g := newGate("s2")
+	r.tool(t, "gated", g.handler(r))
+	task := r.active(t, fourSteps(r))
+	w1 := r.worker(t, nil)
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, "s2")
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- w1.Stop(ctx)
+	}()
+	<-w1.Stopping()
+	g.open("s2")
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	got, _ := r.db.Run(r.ctx, "acme", run.ID)
+	if got.Status != tasks.RunQueued || checkpointSteps(got) != "0,1" || got.Attempt != 0 {
+		t.Fatalf("after a graceful stop in step 2: status %s, checkpoints [%s], attempt %d; want queued, [0,1], 0", got.Status, checkpointSteps(got), got.Attempt)
+	}
+	if st, _ := r.q.Stats(r.ctx); st.Leased != 0 || st.Ready[tasks.PriorityNormal] != 1 {
+		t.Errorf("queue after the stop: %+v; want the run ready, no lease held", st)
+	}
+
+	r.worker(t, nil)
+	done := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	r.waitUnleased(t)
+	if calls := strings.Join(r.calls(), ","); calls != "s1,s2,s3,s4" {
+		t.Errorf("steps called %s; want each once, s3 and s4 by the second worker", calls)
+	}
+	if checkpointSteps(done) != "0,1,2,3" || done.Attempt != 1 {
+		t.Errorf("finished run: checkpoints [%s], attempt %d", checkpointSteps(done), done.Attempt)
+	}
+	if string(done.Result) != `{"outputs":["did s1","did s2","did s3","did s4"]}` {
+		t.Errorf("result %s: the outputs of s1 and s2 come from the checkpoints", done.Result)
+	}
+	if want := ">queued queued>running running>queued queued>running running>succeeded"; strings.Join(r.runStatuses(t, task, run.ID), " ") != want {
+		t.Errorf("statuses %v; want %s", r.runStatuses(t, task, run.ID), want)
+	}
+}
+
+// TestLongRunCrashResumes: a worker killed while a long run is in step 3
+// of 4 (steps 1 and 2 checkpointed) leaves it running under a lease; after
+// the lease runs out another worker reclaims it and resumes at step 3. The
+// webhook is posted once.
+func TestLongRunCrashResumes(t *testing.T) {
+	r := newRig(t)
+	g := newGate("s3")
+	r.tool(t, "gated", g.handler(r))
+	task := r.active(t, fourSteps(r))
+	ctx, kill := context.WithCancel(context.Background())
+	w1 := r.workerCtx(t, ctx, nil)
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, "s3")
+	kill()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w1.Stop(stopCtx); err != nil { // waits for the killed worker's goroutines
+		t.Fatal(err)
+	}
+	got, _ := r.db.Run(r.ctx, "acme", run.ID)
+	if got.Status != tasks.RunRunning || checkpointSteps(got) != "0,1" {
+		t.Fatalf("after the kill: %s with checkpoints [%s]; want running, [0,1]", got.Status, checkpointSteps(got))
+	}
+	if st, _ := r.q.Stats(r.ctx); st.Leased != 1 {
+		t.Fatalf("queue after the kill: %+v; want the dead worker's lease", st)
+	}
+
+	g.open("s3")
+	r.advance(31 * time.Second) // the 30s lease runs out
+	r.worker(t, nil)
+	done := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	if calls := strings.Join(r.calls(), ","); calls != "s1,s2,s3,s3,s4" {
+		t.Errorf("steps called %s; want s3 again (killed mid-step) and s1, s2 once", calls)
+	}
+	if checkpointSteps(done) != "0,1,2,3" || done.Attempt != 1 {
+		t.Errorf("finished run: checkpoints [%s], attempt %d", checkpointSteps(done), done.Attempt)
+	}
+	waitFor(t, "the webhook", func() bool { _, keys := r.hooks.received(); return keys[run.IdempotencyKey()] > 0 })
+	if _, keys := r.hooks.received(); keys[run.IdempotencyKey()] != 1 {
+		t.Errorf("webhook posted %d times", keys[run.IdempotencyKey()])
+	}
+}
+
+// TestStopDeadlineRequeues: a step that outlasts Stop's deadline is
+// cancelled; the run goes back to the queue as of its last checkpoint and
+// its lease is released.
+func TestStopDeadlineRequeues(t *testing.T) {
+	r := newRig(t)
+	g := newGate("s2")
+	r.tool(t, "gated", g.handler(r))
+	task := r.active(t, fourSteps(r))
+	w := r.worker(t, nil)
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, "s2")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.db.Run(r.ctx, "acme", run.ID)
+	if got.Status != tasks.RunQueued || checkpointSteps(got) != "0" {
+		t.Errorf("after the deadline: %s, checkpoints [%s]; want queued, [0]", got.Status, checkpointSteps(got))
+	}
+	if st, _ := r.q.Stats(r.ctx); st.Leased != 0 || st.Ready[tasks.PriorityNormal] != 1 {
+		t.Errorf("queue: %+v; want the run ready, no lease", st)
+	}
+	g.open("s2")
+	r.worker(t, nil)
+	r.waitRun(t, run.ID, tasks.RunSucceeded)
+	if calls := strings.Join(r.calls(), ","); calls != "s1,s2,s2,s3,s4" {
+		t.Errorf("steps called %s", calls)
+	}
+}
+
+// TestCancelStopsRun: a user's cancel stops a running run at its next
+// checkpoint; it is not marked anything else.
+func TestCancelStopsRun(t *testing.T) {
+	r := newRig(t)
+	g := newGate("s2")
+	r.tool(t, "gated", g.handler(r))
+	task := r.active(t, fourSteps(r))
+	r.worker(t, nil)
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, "s2")
+	if _, err := r.m.CancelRun(r.ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	g.open("s2")
+	waitFor(t, "the queue to empty", func() bool {
+		st, _ := r.q.Stats(r.ctx)
+		return st.Leased == 0 && st.Ready[tasks.PriorityNormal] == 0
+	})
+	if got, _ := r.db.Run(r.ctx, "acme", run.ID); got.Status != tasks.RunCancelled {
+		t.Errorf("status %s; want cancelled", got.Status)
+	}
+	if calls := strings.Join(r.calls(), ","); calls != "s1,s2" {
+		t.Errorf("steps called after the cancel: %s", calls)
+	}
+}
+
+// TestTenantCap: with a per-tenant cap of 1, one tenant's runs execute one
+// at a time while another tenant's run beside them.
+func TestTenantCap(t *testing.T) {
+	r := newRig(t)
+	var mu sync.Mutex
+	running, peak := map[string]int{}, map[string]int{}
+	release := make(chan struct{})
+	r.tool(t, "hold", func(ctx context.Context, args json.RawMessage) (toolsregistry.Output, error) {
+		var in struct{ Tenant string }
+		_ = json.Unmarshal(args, &in)
+		mu.Lock()
+		running[in.Tenant]++
+		peak[in.Tenant] = max(peak[in.Tenant], running[in.Tenant])
+		mu.Unlock()
+		defer func() { mu.Lock(); running[in.Tenant]--; mu.Unlock() }()
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return toolsregistry.Output{Value: json.RawMessage(`"held"`)}, nil
+	})
+	r.worker(t, func(o *tasks.WorkerOptions) {
+		o.Concurrency, o.TenantConcurrency, o.TenantWait = 4, 1, 10*time.Millisecond
+	})
+	var runs []tasks.Run
+	for _, tenant := range []string{"acme", "acme", "acme", "globex"} {
+		ctx := vigil.WithPrincipal(context.Background(), vigil.Principal{Tenant: tenant, User: "u"})
+		task, err := r.m.Create(ctx, tasks.Spec{Title: "hold", Kind: tasks.KindLongRunning,
+			Steps: []tasks.Step{{Tool: "hold", Args: map[string]any{"tenant": tenant}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := r.m.RunNow(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run)
+	}
+	waitFor(t, "acme and globex to run side by side", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return running["acme"] == 1 && running["globex"] == 1
+	})
+	// The acme runs turned away wait TenantWait on the queue's clock:
+	// let it pass a few times while the first holds.
+	for range 3 {
+		r.advance(20 * time.Millisecond)
+		waitFor(t, "the turned-away runs to wait again", func() bool { st, _ := r.q.Stats(r.ctx); return st.Delayed == 2 })
+	}
+	close(release)
+	for _, run := range runs {
+		waitFor(t, "all runs", func() bool {
+			r.advance(20 * time.Millisecond)
+			got, err := r.db.Run(r.ctx, run.Tenant, run.ID)
+			return err == nil && got.Status == tasks.RunSucceeded
+		})
+	}
+	if peak["acme"] != 1 {
+		t.Errorf("acme peaked at %d runs at once; want 1", peak["acme"])
+	}
+}
+
+// TestWebhookRetried: a webhook that answers 503 is retried and then
+// delivered, signed, with the run's idempotency key.
+func TestWebhookRetried(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, nil)
+	r.hooks.mu.Lock()
+	r.hooks.fail = 2
+	r.hooks.mu.Unlock()
+	_, run := r.runOf(t, "echo")
+	r.waitRun(t, run.ID, tasks.RunSucceeded)
+	notes, keys := r.hooks.received()
+	if len(notes) != 1 || keys[run.IdempotencyKey()] != 1 || notes[0].RunID != run.ID {
+		t.Errorf("after two 503s: notes %+v keys %v; want one delivery", notes, keys)
+	}
+}
+
+// TestWebhookGuarded: a webhook to a private address is refused by the
+// guard; the run still succeeds, with a warning on its thread.
+func TestWebhookGuarded(t *testing.T) {
+	r := newRig(t)
+	strict, err := tasks.NewNotifier(tasks.NotifierOptions{Backoff: []time.Duration{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Notifier = strict })
+	task, run := r.runOf(t, "echo")
+	r.waitRun(t, run.ID, tasks.RunSucceeded)
+	if _, keys := r.hooks.received(); len(keys) != 0 {
+		t.Errorf("a guarded notifier reached 127.0.0.1: %v", keys)
+	}
+	warnings := r.events(t, task, streams.TypeWarning)
+	if len(warnings) != 1 || !strings.Contains(string(warnings[0].Data), "webhook") {
+		t.Errorf("warnings %v; want one about the webhook", warnings)
+	}
+}
+
+// TestRateLimit: the worker starts at most Rate executions per second.
+func TestRateLimit(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Concurrency, o.Rate, o.Burst = 8, 20, 1 })
+	task := r.active(t, tasks.Spec{Title: "quick", Kind: tasks.KindLongRunning,
+		Steps: []tasks.Step{{Tool: "step", Args: map[string]any{"name": "x"}}}})
+	start := time.Now()
+	for range 5 {
+		r.advance(time.Millisecond) // a slot of its own for each manual run
+		if _, err := r.m.RunNow(r.ctx, task.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.waitRuns(t, task.ID, 5, tasks.RunSucceeded)
+	// 5 starts at 20/s with a burst of 1: at least 4 intervals of 50ms.
+	if d := time.Since(start); d < 190*time.Millisecond {
+		t.Errorf("5 runs at 20 per second took %s; want at least 200ms", d)
+	}
+}
