@@ -28,7 +28,11 @@
 //
 // The result is a Plan in the JSON shape of shared/fixtures/README.md.
 //
-// The main agent (slot filling over a thread, clarifications, task cards)
-// and the task agent (running a task's tool loop as the run executor) are
-// built on these and come with the task scheduler.
+// Main agent. Assistant takes a user's message on a thread and answers on
+// the thread's event stream: status, a reasoning summary, then a
+// clarification for missing slots, a task card for a draft, the result of
+// a management intent (list, pause, resume, delete, run) or a chat answer,
+// then done. Its conversation state lives in the thread itself, so it
+// survives restarts. The task agent (running a task's tool loop as the run
+// executor) is next.
 package agent
