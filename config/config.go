@@ -19,6 +19,7 @@ type Config struct {
 	Log    Log    `yaml:"log"`    // the structured log of every role
 	Store  Store  `yaml:"store"`  // the storage backend of every role
 	Memory Memory `yaml:"memory"` // the agents' memory
+	Auth   Auth   `yaml:"auth"`   // who may call the server, and how they prove it
 }
 
 // Server configures the HTTP server of vigil serve: REST, SSE, MCP at /mcp
@@ -109,6 +110,78 @@ type Memory struct {
 	ShortTermTokens int `yaml:"short_term_tokens"`
 }
 
+// Auth configures authentication: which credentials requests may carry,
+// and how JWTs and stream tokens are checked. Roles and permissions are
+// fixed in code (package auth); only credentials are configured.
+type Auth struct {
+	// Mode is which credentials are accepted: none (no authentication:
+	// every request acts as an admin of the default tenant, and the server
+	// binds loopback only), keys (API keys, made with `vigil keys create`
+	// or POST /v1/keys), jwt (JWTs from an identity provider, see JWT), or
+	// keys+jwt (either).
+	Mode string `yaml:"mode"`
+
+	// StreamTokenTTL is how long a stream token (the short-lived
+	// credential of browsers' EventSource, in ?token=) is valid: from 1s
+	// to 1h.
+	StreamTokenTTL time.Duration `yaml:"stream_token_ttl"`
+
+	// StreamSecret is the base64 of at least 32 random bytes: the HMAC key
+	// of stream tokens. Instances behind one load balancer must share it.
+	// Empty: a random key per process, so that a stream token works only
+	// on the instance that issued it.
+	StreamSecret string `yaml:"stream_secret" secret:"true"`
+
+	// JWT configures the JWTs accepted in modes jwt and keys+jwt.
+	JWT JWT `yaml:"jwt"`
+}
+
+// JWT configures the verification of JWT bearer tokens. Exactly one of
+// HS256Secret and JWKSURL is set when JWTs are accepted.
+type JWT struct {
+	// HS256Secret is the shared secret of HS256 tokens, at least 32
+	// bytes. Keep it out of files: VIGIL_AUTH_JWT_HS256_SECRET.
+	HS256Secret string `yaml:"hs256_secret" secret:"true"`
+
+	// JWKSURL is the identity provider's JSON Web Key Set (RS256, ES256
+	// and their larger siblings): https, or http on loopback only. Keys are
+	// cached and fetched again hourly, and when a token names a key id the
+	// cache lacks.
+	JWKSURL string `yaml:"jwks_url"`
+
+	// Issuer must equal the tokens' iss claim.
+	Issuer string `yaml:"issuer"`
+
+	// Audience must be among the tokens' aud claim.
+	Audience string `yaml:"audience"`
+
+	// Leeway is the clock skew allowed on exp, nbf and iat: 0 to 5m.
+	Leeway time.Duration `yaml:"leeway"`
+
+	// TenantClaim, UserClaim and RolesClaim name the claims holding the
+	// principal. A name with dots is followed through nested objects when
+	// no top-level claim has it ("realm_access.roles"). Roles are a list of
+	// strings or one space- or comma-separated string; roles Vigil does
+	// not know (admin, developer, member, viewer) are ignored.
+	TenantClaim string `yaml:"tenant_claim"`
+	UserClaim   string `yaml:"user_claim"`
+	RolesClaim  string `yaml:"roles_claim"`
+}
+
+// The values of Auth.Mode.
+const (
+	AuthNone    = "none"
+	AuthKeys    = "keys"
+	AuthJWT     = "jwt"
+	AuthKeysJWT = "keys+jwt"
+)
+
+// AcceptsKeys reports whether Mode accepts API keys.
+func (a Auth) AcceptsKeys() bool { return a.Mode == AuthKeys || a.Mode == AuthKeysJWT }
+
+// AcceptsJWT reports whether Mode accepts JWTs.
+func (a Auth) AcceptsJWT() bool { return a.Mode == AuthJWT || a.Mode == AuthKeysJWT }
+
 // Default returns the configuration used when there is no file, no
 // environment and no flag: an embedded bolt store in ./vigil-data, JSON logs
 // at info, and the server on 127.0.0.1:7070. It is valid as it is.
@@ -141,6 +214,16 @@ func defaults() Config {
 			},
 		},
 		Memory: Memory{ShortTermTokens: 2000},
+		Auth: Auth{
+			Mode:           AuthNone,
+			StreamTokenTTL: 5 * time.Minute,
+			JWT: JWT{
+				Leeway:      30 * time.Second,
+				TenantClaim: "tenant",
+				UserClaim:   "sub",
+				RolesClaim:  "roles",
+			},
+		},
 	}
 }
 

@@ -39,6 +39,10 @@ func TestDefault(t *testing.T) {
 			Redis: Redis{Prefix: "vigil", MaxFollowers: 1024, Coalesce: true},
 		},
 		Memory: Memory{ShortTermTokens: 2000},
+		Auth: Auth{
+			Mode: "none", StreamTokenTTL: 5 * time.Minute,
+			JWT: JWT{Leeway: 30 * time.Second, TenantClaim: "tenant", UserClaim: "sub", RolesClaim: "roles"},
+		},
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %+v\nwant %+v", got, want)
@@ -281,6 +285,47 @@ func TestValidate(t *testing.T) {
 		{"short-term budget", func(c *Config) { c.Memory.ShortTermTokens = 0 },
 			[]string{"memory.short_term_tokens: must be at least 1, got 0"}},
 
+		{"auth keys", func(c *Config) { c.Auth.Mode = AuthKeys; c.Server.Addr = "0.0.0.0:7070" }, nil},
+		{"auth jwt hs256", func(c *Config) {
+			c.Auth.Mode = AuthJWT
+			c.Auth.JWT.HS256Secret = strings.Repeat("s", 32)
+			c.Auth.JWT.Issuer, c.Auth.JWT.Audience = "https://idp.example.com/", "vigil"
+		}, nil},
+		{"auth keys+jwt jwks", func(c *Config) {
+			c.Auth.Mode = AuthKeysJWT
+			c.Auth.JWT.JWKSURL = "https://idp.example.com/.well-known/jwks.json"
+			c.Auth.JWT.Issuer, c.Auth.JWT.Audience = "https://idp.example.com/", "vigil"
+			c.Auth.StreamSecret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+		}, nil},
+		{"auth jwks on loopback http", func(c *Config) { c.Auth.JWT.JWKSURL = "http://127.0.0.1:8080/jwks" }, nil},
+		{"auth mode", func(c *Config) { c.Auth.Mode = "basic" },
+			[]string{`auth.mode: want one of none, keys, jwt, keys+jwt; got "basic"`}},
+		{"auth stream ttl", func(c *Config) { c.Auth.StreamTokenTTL = 2 * time.Hour },
+			[]string{"auth.stream_token_ttl: want from 1s to 1h (stream tokens are short-lived), got 2h0m0s"}},
+		{"auth stream secret, not echoed", func(c *Config) { c.Auth.StreamSecret = "c2hvcnQ=" },
+			[]string{"auth.stream_secret: want the base64 of at least 32 random bytes (openssl rand -base64 32)"}},
+		{"auth jwt without keys, issuer, audience", func(c *Config) { c.Auth.Mode = AuthJWT }, []string{
+			"auth.jwt: mode jwt needs hs256_secret or jwks_url",
+			"auth.jwt.issuer: mode jwt needs the issuer tokens must carry",
+			"auth.jwt.audience: mode jwt needs the audience tokens must carry",
+		}},
+		{"auth jwt with both, short secret not echoed", func(c *Config) {
+			c.Auth.Mode = AuthKeysJWT
+			c.Auth.JWT.HS256Secret = "hunter2"
+			c.Auth.JWT.JWKSURL = "http://idp.example.com/jwks"
+			c.Auth.JWT.Issuer, c.Auth.JWT.Audience = "i", "a"
+		}, []string{
+			"auth.jwt: set hs256_secret or jwks_url, not both",
+			"auth.jwt.hs256_secret: must be at least 32 bytes",
+			`auth.jwt.jwks_url: want https (http only on loopback), got "http://idp.example.com/jwks"`,
+		}},
+		{"auth jwks url", func(c *Config) { c.Auth.JWT.JWKSURL = "idp.example.com/jwks" },
+			[]string{`auth.jwt.jwks_url: want an absolute https URL, got "idp.example.com/jwks"`}},
+		{"auth leeway and claims", func(c *Config) { c.Auth.JWT.Leeway = -time.Second; c.Auth.JWT.RolesClaim = "" }, []string{
+			"auth.jwt.leeway: want from 0s to 5m, got -1s",
+			"auth.jwt.roles_claim: must name a claim",
+		}},
+
 		{"every problem at once", func(c *Config) {
 			c.Server.Addr = "nope"
 			c.Server.Heartbeat = 0
@@ -331,11 +376,24 @@ func messages(t *testing.T, err error) []string {
 	return msgs
 }
 
-func TestAuthConfiguredIsFalseUntilAuthExists(t *testing.T) {
-	// When an auth section arrives, this test should become: configured
-	// auth lets a non-loopback address validate.
+// TestAuthConfigured checks that turning authentication on is what lets
+// a non-loopback address validate.
+func TestAuthConfigured(t *testing.T) {
 	if Default().authConfigured() {
-		t.Fatal("authConfigured() = true with no auth section")
+		t.Fatal("authConfigured() = true by default")
+	}
+	for mode, want := range map[string]bool{"none": false, "keys": true, "jwt": true, "keys+jwt": true} {
+		c := Default()
+		c.Server.Addr = "0.0.0.0:7070"
+		c.Auth.Mode = mode
+		c.Auth.JWT.HS256Secret = strings.Repeat("s", 32)
+		c.Auth.JWT.Issuer, c.Auth.JWT.Audience = "https://idp.example.com/", "vigil"
+		if got := c.authConfigured(); got != want {
+			t.Errorf("mode %s: authConfigured() = %v, want %v", mode, got, want)
+		}
+		if err := c.Validate(); (err == nil) != want {
+			t.Errorf("mode %s on 0.0.0.0: Validate() = %v", mode, err)
+		}
 	}
 }
 
@@ -602,6 +660,22 @@ func TestRedacted(t *testing.T) {
 	}
 }
 
+func TestRedactedAuth(t *testing.T) {
+	c := Default()
+	c.Auth.StreamSecret = "c3RyZWFtIHNlY3JldA=="
+	c.Auth.JWT.HS256Secret = "hunter2hunter2hunter2hunter2hunter2"
+	c.Auth.JWT.JWKSURL = "https://idp.example.com/jwks"
+	r := c.Redacted()
+	if r.Auth.StreamSecret != "xxxxx" || r.Auth.JWT.HS256Secret != "xxxxx" || r.Auth.JWT.JWKSURL != c.Auth.JWT.JWKSURL {
+		t.Errorf("Redacted auth = %+v", r.Auth)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c)
+	if strings.Contains(buf.String(), "hunter2") || strings.Contains(buf.String(), "c3RyZWFt") {
+		t.Errorf("auth secret logged: %s", buf.String())
+	}
+}
+
 func TestLogValue(t *testing.T) {
 	c := Default()
 	c.Store.Redis.URL = "redis://user:hunter2@cache:6379/0"
@@ -671,11 +745,11 @@ func TestShippedFiles(t *testing.T) {
 			}
 			switch name {
 			case "dev.yaml":
-				if c.Store.Driver != DriverBolt || c.Log.Format != "text" || c.Log.Level != "debug" {
+				if c.Store.Driver != DriverBolt || c.Log.Format != "text" || c.Log.Level != "debug" || c.Auth.Mode != AuthNone {
 					t.Errorf("dev: got %+v", c)
 				}
 			case "prod.yaml":
-				if c.Store.Driver != DriverRedis || c.Log.Format != "json" || c.Log.Level != "info" {
+				if c.Store.Driver != DriverRedis || c.Log.Format != "json" || c.Log.Level != "info" || c.Auth.Mode != AuthKeys {
 					t.Errorf("prod: got %+v", c)
 				}
 				// The secret comes from the environment.

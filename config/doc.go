@@ -50,7 +50,8 @@
 //
 // # Secrets
 //
-// Fields tagged secret (today only store.redis.url, whose password is a
-// secret) are masked by Redacted and by LogValue, so a Config can be logged
-// as it is: slog.Info("starting", "config", cfg).
+// Fields tagged secret (the password of store.redis.url, memory.key,
+// auth.stream_secret, auth.jwt.hs256_secret) are masked by Redacted and by
+// LogValue, so a Config can be logged as it is:
+// slog.Info("starting", "config", cfg).
 package config

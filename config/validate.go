@@ -89,14 +89,71 @@ func (c Config) Validate() error {
 		bad("memory.short_term_tokens", "must be at least 1, got %d", c.Memory.ShortTermTokens)
 	}
 
+	// auth
+	c.Auth.validate(bad)
+
 	return errors.Join(errs...)
 }
 
-// authConfigured reports whether requests must authenticate. There is no
-// auth section yet, so it is false and the server only binds loopback; the
-// issue that adds auth makes it report whether that section is set, and the
-// non-loopback rule in Validate follows with no other change.
-func (c Config) authConfigured() bool { return false }
+// authConfigured reports whether requests must authenticate: whether
+// auth.mode accepts any credential. Until it does, the server binds
+// loopback only.
+func (c Config) authConfigured() bool { return c.Auth.AcceptsKeys() || c.Auth.AcceptsJWT() }
+
+// validate checks the auth section. Secrets are never quoted.
+func (a Auth) validate(bad func(string, string, ...any)) {
+	switch a.Mode {
+	case AuthNone, AuthKeys, AuthJWT, AuthKeysJWT:
+	default:
+		bad("auth.mode", "want one of none, keys, jwt, keys+jwt; got %q", a.Mode)
+	}
+	if a.StreamTokenTTL < time.Second || a.StreamTokenTTL > time.Hour {
+		bad("auth.stream_token_ttl", "want from 1s to 1h (stream tokens are short-lived), got %s", a.StreamTokenTTL)
+	}
+	if a.StreamSecret != "" {
+		if k, err := base64.StdEncoding.DecodeString(a.StreamSecret); err != nil || len(k) < 32 {
+			bad("auth.stream_secret", "want the base64 of at least 32 random bytes (openssl rand -base64 32)")
+		}
+	}
+
+	j := a.JWT
+	if a.AcceptsJWT() {
+		switch {
+		case j.HS256Secret == "" && j.JWKSURL == "":
+			bad("auth.jwt", "mode %s needs hs256_secret or jwks_url", a.Mode)
+		case j.HS256Secret != "" && j.JWKSURL != "":
+			bad("auth.jwt", "set hs256_secret or jwks_url, not both")
+		}
+		if j.Issuer == "" {
+			bad("auth.jwt.issuer", "mode %s needs the issuer tokens must carry", a.Mode)
+		}
+		if j.Audience == "" {
+			bad("auth.jwt.audience", "mode %s needs the audience tokens must carry", a.Mode)
+		}
+	}
+	if j.HS256Secret != "" && len(j.HS256Secret) < 32 {
+		bad("auth.jwt.hs256_secret", "must be at least 32 bytes")
+	}
+	if j.JWKSURL != "" {
+		u, err := url.Parse(j.JWKSURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			bad("auth.jwt.jwks_url", "want an absolute https URL, got %q", j.JWKSURL)
+		case u.Scheme == "http" && !isLoopback(net.JoinHostPort(u.Hostname(), "0")):
+			bad("auth.jwt.jwks_url", "want https (http only on loopback), got %q", j.JWKSURL)
+		}
+	}
+	if j.Leeway < 0 || j.Leeway > 5*time.Minute {
+		bad("auth.jwt.leeway", "want from 0s to 5m, got %s", j.Leeway)
+	}
+	for _, c := range []struct{ field, value string }{
+		{"auth.jwt.tenant_claim", j.TenantClaim}, {"auth.jwt.user_claim", j.UserClaim}, {"auth.jwt.roles_claim", j.RolesClaim},
+	} {
+		if c.value == "" {
+			bad(c.field, "must name a claim")
+		}
+	}
+}
 
 func positive(bad func(string, string, ...any), field string, d time.Duration) {
 	if d <= 0 {

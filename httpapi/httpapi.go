@@ -1,12 +1,13 @@
 // Package httpapi is Vigil's HTTP edge: the REST and SSE routes, the
-// middleware every request passes (recovery, trace id, principal, access
-// log), and the one place where errors become HTTP statuses and the JSON
-// error shape {"error":{"code","message"}}.
+// middleware every request passes (recovery, trace id, authentication,
+// access log), the permission each route requires (routePermissions, checked
+// in one place, see auth.go), and the one place where errors become HTTP
+// statuses and the JSON error shape {"error":{"code","message"}}.
 //
-// A request flows one way: transport → middleware (trace, principal) →
-// handler → domain (streams.Log, streams.Hub) → store. Handlers take the
-// tenant from the principal in the request context, never from the request
-// itself.
+// A request flows one way: transport → middleware (trace, authentication) →
+// guard (the route's permission) → handler → domain (streams.Log,
+// streams.Hub) → store. Handlers take the tenant from the principal in the
+// request context, never from the request itself.
 package httpapi
 
 import (
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/agent"
+	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
@@ -42,13 +45,25 @@ type Options struct {
 	Memory *memory.Service
 	// Tasks serves /v1/tasks and /v1/runs; nil answers 503.
 	Tasks *tasks.Manager
+	// Auth authenticates requests. Nil means authentication is off: every
+	// request acts as an admin of the default tenant (config refuses to
+	// bind a non-loopback address then).
+	Auth *auth.Authenticator
+	// Keys serves /v1/keys; nil answers 503.
+	Keys *auth.Keys
+	// Assistant answers POST /v1/threads/{id}/messages; nil answers 503.
+	Assistant *agent.Assistant
 }
 
 // Server serves Vigil's HTTP API. It is an http.Handler.
 type Server struct {
 	opts Options
-	mux  *http.ServeMux
+	mux  *router
 	h    http.Handler
+
+	// streamSigner signs stream tokens: opts.Auth, or with authentication
+	// off an Authenticator of this Server's own.
+	streamSigner *auth.Authenticator
 
 	// streams is cancelled by CloseStreams; every SSE response ends with it.
 	streams      context.Context
@@ -66,15 +81,21 @@ func New(opts Options) *Server {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 1 << 20
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s := &Server{opts: opts, streamSigner: opts.Auth}
+	if s.streamSigner == nil {
+		s.streamSigner, _ = auth.New(auth.Options{Now: opts.Now}) // fails only with a short secret
+	}
+	s.mux = newRouter(s.guard)
 	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.routes()
-	s.h = s.trace(s.recover(s.principal(s.accessLog(http.HandlerFunc(s.route)))))
+	s.h = s.trace(s.recover(s.authenticate(s.accessLog(http.HandlerFunc(s.route)))))
 	return s
 }
 
 // Handle registers another handler on the server's mux, behind the same
-// middleware; later parts of Vigil (MCP at /mcp, the console) mount here.
+// middleware and guard; later parts of Vigil (MCP at /mcp, the console)
+// mount here. pattern needs an entry in routePermissions, or the route
+// answers 500.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
@@ -92,10 +113,60 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/threads", s.createThread)
 	s.mux.HandleFunc("GET /v1/threads/{id}", s.getThread)
 	s.mux.HandleFunc("POST /v1/threads/{id}/events", s.appendEvent)
+	s.mux.HandleFunc("POST /v1/threads/{id}/messages", s.postMessage)
 	s.mux.HandleFunc("GET /v1/threads/{id}/events", s.streamEvents)
 	s.mux.HandleFunc("GET /v1/threads/{id}/replay", s.replay)
 	s.memoryRoutes()
 	s.taskRoutes()
+	s.executionRoutes()
+	s.keyRoutes()
+}
+
+// routePermissions is the permission each route requires, by the pattern
+// it is registered under: the one table of who may call what over HTTP.
+// guard (auth.go) applies it to every route; a route with no entry answers
+// 500 and fails TestRoutePermissions. Tenancy is not here: every handler
+// acts inside the principal's tenant, so another tenant's thread or task
+// is 404 whatever the role.
+var routePermissions = map[string]auth.Permission{
+	"GET /healthz":          Public,
+	"GET /readyz":           Public,
+	"GET /v1/schema/events": Public,
+
+	"POST /v1/threads":                   auth.ThreadsWrite,
+	"GET /v1/threads/{id}":               auth.ThreadsRead,
+	"POST /v1/threads/{id}/events":       auth.ThreadsWrite,
+	"POST /v1/threads/{id}/messages":     auth.TasksWrite,  // the assistant may create and change the user's tasks
+	"GET /v1/threads/{id}/events":        auth.ThreadsRead, // or a stream token for the thread
+	"GET /v1/threads/{id}/replay":        auth.ThreadsRead, // or a stream token for the thread
+	"POST /v1/threads/{id}/stream-token": auth.ThreadsRead,
+	"GET /v1/memory/profile":             auth.MemoryOwn,
+	"PUT /v1/memory/profile":             auth.MemoryOwn,
+	"DELETE /v1/memory/profile":          auth.MemoryOwn,
+	"GET /v1/memory/session/{id}":        auth.ThreadsRead,
+	"POST /v1/tasks":                     auth.TasksWrite,
+	"GET /v1/tasks":                      auth.TasksRead,
+	"GET /v1/tasks/{id}":                 auth.TasksRead,
+	"PATCH /v1/tasks/{id}":               auth.TasksWrite,
+	"PUT /v1/tasks/{id}":                 auth.TasksWrite,
+	"DELETE /v1/tasks/{id}":              auth.TasksWrite,
+	"POST /v1/tasks/{id}/confirm":        auth.TasksWrite,
+	"POST /v1/tasks/{id}/pause":          auth.TasksWrite,
+	"POST /v1/tasks/{id}/resume":         auth.TasksWrite,
+	"POST /v1/tasks/{id}/archive":        auth.TasksWrite,
+	"POST /v1/tasks/{id}/run":            auth.TasksWrite,
+	"GET /v1/tasks/{id}/runs":            auth.TasksRead,
+	"GET /v1/runs/{id}":                  auth.TasksRead,
+	"POST /v1/runs/{id}/cancel":          auth.TasksWrite,
+	"POST /v1/runs/{id}/retry":           auth.TasksWrite,
+	"GET /v1/tasks/{id}/dead-letters":    auth.TasksRead,
+	"POST /v1/events/{source}":           auth.TasksWrite, // wakes the tenant's monitors
+	"POST /v1/keys":                      auth.KeysManage,
+	"GET /v1/keys":                       auth.KeysManage,
+	"DELETE /v1/keys/{id}":               auth.KeysManage,
+
+	// MCP checks each tool and resource with auth.Allowed itself.
+	"/mcp": Authenticated,
 }
 
 // route dispatches r through the mux, answering what no route takes in the

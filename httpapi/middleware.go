@@ -56,16 +56,6 @@ func (s *Server) trace(next http.Handler) http.Handler {
 	})
 }
 
-// principal puts the request's principal in its context. Authentication is
-// not configured yet, so every request acts for the default tenant; the
-// server refuses to bind a non-loopback address in that state (see config).
-func (s *Server) principal(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := vigil.Principal{Tenant: vigil.DefaultTenant, User: "local", Roles: []string{"admin"}}
-		next.ServeHTTP(w, r.WithContext(vigil.WithPrincipal(r.Context(), p)))
-	})
-}
-
 // statusRecorder remembers the status a handler wrote. It forwards Flush and
 // the rest through Unwrap, so http.ResponseController still reaches the
 // connection (SSE needs that).

@@ -1,7 +1,7 @@
 // Package store opens the storage backend a configuration names: the
 // embedded bolt file (store/bolt) or Redis (store/redis). Each backend
 // implements every storage interface Vigil's domain packages declare
-// (streams.Log, memory.Store, tasks.Store); callers hand the
+// (streams.Log, memory.Store, auth.Store, tasks.Store); callers hand the
 // Backend to those packages, which see only their own interface.
 package store
 
@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store/bolt"
@@ -24,6 +25,7 @@ import (
 type Backend interface {
 	streams.Log
 	memory.Store
+	auth.Store
 	tasks.Store
 	io.Closer
 }

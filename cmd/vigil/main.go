@@ -3,6 +3,7 @@
 //
 //	vigil serve   HTTP API, SSE and (later) MCP, on the embedded store by default
 //	vigil tail    follow a thread's events from a terminal, resuming after drops
+//	vigil keys    create, list and revoke API keys in the configured store
 //	vigil plan    run the offline planner on one request and print the plan
 //	vigil bench   run a load workload (streams) and report its figures
 //
@@ -32,6 +33,7 @@ const usage = `usage: vigil <command> [flags]
 commands:
   serve   start the server (embedded store at 127.0.0.1:7070 unless configured)
   tail    follow a thread's events: vigil tail THREAD [--after ID] [--server URL]
+  keys    manage API keys: vigil keys create --tenant T --role R [--user U] (also list, revoke)
   plan    plan one request offline: vigil plan --tz ZONE --now RFC3339 --json "TEXT"
   bench   run a load workload and report figures: vigil bench streams [--redis URL]
 
@@ -48,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
+	case "keys":
+		err = runKeys(ctx, rest, stdout, stderr)
 	case "tail":
 		err = runTail(ctx, rest, stdout, stderr)
 	case "plan":

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/agent"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/httpapi"
 	"github.com/vigilhq/vigil/memory"
@@ -40,6 +40,8 @@ type Main struct {
 	ln      net.Listener
 	srv     *http.Server
 	served  chan error
+	// tasksRuntime runs the scheduler and workers in process (bolt store).
+	tasksRuntime *taskRuntime
 
 	closeOnce sync.Once
 	closeErr  error
@@ -75,11 +77,30 @@ func (m *Main) Run(ctx context.Context) error {
 	if ts, err := store.Tasks(backend); err != nil {
 		m.Logger.Warn("task management is off", "store", m.Config.Store.Driver, "err", err)
 	} else {
-		taskManager = tasks.NewManager(tasks.Options{Store: ts, Log: backend, Logger: m.Logger})
+		rt, managed, err := newTaskRuntime(ctx, backend, ts, m.Logger)
+		if err != nil {
+			_ = backend.Close()
+			return err
+		}
+		m.tasksRuntime = rt
+		taskManager = tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger})
+	}
+
+	// The main agent answers POST /v1/threads/{id}/messages, with the
+	// offline model until LLM providers are configured; it needs tasks.
+	var assistant *agent.Assistant
+	if taskManager != nil {
+		assistant = agent.NewAssistant(agent.AssistantOptions{Tasks: taskManager, Log: backend, Memory: mem, Logger: m.Logger})
+	}
+
+	authn, keys, authDesc, err := newAuth(m.Config, backend, m.Logger)
+	if err != nil {
+		_ = backend.Close()
+		return err
 	}
 
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
-	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat})
+	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat, Auth: authn, Keys: keys, Assistant: assistant})
 
 	ln, err := net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
@@ -95,7 +116,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.srv.RegisterOnShutdown(api.CloseStreams)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
-	m.Logger.Info("vigil serving", "addr", m.Addr(), "store", m.Config.Store.Driver, "auth", "none: every request acts for tenant "+vigil.DefaultTenant+"; loopback only")
+	if m.tasksRuntime != nil {
+		m.tasksRuntime.Start()
+	}
+	m.Logger.Info("vigil serving", "addr", m.Addr(), "store", m.Config.Store.Driver, "auth", authDesc)
 	return nil
 }
 
@@ -130,6 +154,11 @@ func (m *Main) close() error {
 		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if m.tasksRuntime != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.Server.ShutdownTimeout)
+		errs = append(errs, m.tasksRuntime.Stop(ctx))
+		cancel()
 	}
 	if m.backend != nil {
 		errs = append(errs, m.backend.Close())
