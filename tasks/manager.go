@@ -24,6 +24,12 @@ type Options struct {
 	// could not be appended after its change was stored). Default
 	// slog.Default().
 	Logger *slog.Logger
+	// ManagesAll reports whether a principal may see and change every
+	// task of its tenant. Others see only the tasks they own: another
+	// user's task answers vigil.NotFound, as another tenant's does. Nil
+	// means everyone manages all (no authentication configured). The
+	// permission table lives in auth; cmd wires it here.
+	ManagesAll func(vigil.Principal) bool
 }
 
 // Manager carries out the changes users ask for: it validates, applies the
@@ -37,15 +43,16 @@ type Options struct {
 // the append fails, the change stands, the failure is logged, and the call
 // still succeeds.
 type Manager struct {
-	store  Store
-	log    streams.Log
-	now    func() time.Time
-	logger *slog.Logger
+	store      Store
+	log        streams.Log
+	now        func() time.Time
+	logger     *slog.Logger
+	managesAll func(vigil.Principal) bool
 }
 
 // NewManager returns a Manager.
 func NewManager(opts Options) *Manager {
-	m := &Manager{store: opts.Store, log: opts.Log, now: opts.Now, logger: opts.Logger}
+	m := &Manager{store: opts.Store, log: opts.Log, now: opts.Now, logger: opts.Logger, managesAll: opts.ManagesAll}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -124,7 +131,7 @@ func (m *Manager) Get(ctx context.Context, id string) (Task, error) {
 	if err != nil {
 		return Task{}, err
 	}
-	t, err := m.store.Task(ctx, tenant, id)
+	t, err := m.view(ctx).Task(ctx, tenant, id)
 	if err != nil {
 		return Task{}, err
 	}
@@ -165,7 +172,7 @@ func (m *Manager) List(ctx context.Context, f TaskFilter) (TaskPage, error) {
 	if f.Limit, err = limit(f.Limit); err != nil {
 		return TaskPage{}, err
 	}
-	page, err := m.store.ListTasks(ctx, tenant, f)
+	page, err := m.view(ctx).ListTasks(ctx, tenant, f)
 	if err != nil {
 		return TaskPage{}, err
 	}
@@ -201,7 +208,7 @@ func (m *Manager) Update(ctx context.Context, id string, version int64, s Spec) 
 	if err != nil {
 		return Task{}, err
 	}
-	cur, err := m.store.Task(ctx, tenant, id)
+	cur, err := m.view(ctx).Task(ctx, tenant, id)
 	if err != nil {
 		return Task{}, err
 	}
@@ -335,7 +342,7 @@ func (m *Manager) checkChain(ctx context.Context, tenant, id string, then []stri
 		if next == id {
 			return vigil.FieldError("then", "cycle %s → %s", id, id)
 		}
-		t, err := m.store.Task(ctx, tenant, next)
+		t, err := m.view(ctx).Task(ctx, tenant, next)
 		if vigil.ErrorCode(err) == vigil.NotFound {
 			return vigil.FieldError(fmt.Sprintf("then.%d", i), "no task %s", next)
 		}
@@ -366,7 +373,7 @@ func (m *Manager) checkChain(ctx context.Context, tenant, id string, then []stri
 		}
 		nexts, ok := succ[at]
 		if !ok {
-			t, err := m.store.Task(ctx, tenant, at)
+			t, err := m.view(ctx).Task(ctx, tenant, at)
 			switch {
 			case vigil.ErrorCode(err) == vigil.NotFound:
 				nexts = nil // a deleted task ends its chain
@@ -453,7 +460,7 @@ func (m *Manager) transition(ctx context.Context, id, action string, from, to St
 		return Task{}, err
 	}
 	for range casAttempts {
-		t, err := m.store.Task(ctx, tenant, id)
+		t, err := m.view(ctx).Task(ctx, tenant, id)
 		if err != nil {
 			return Task{}, err
 		}
@@ -504,7 +511,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	t, err := m.store.Task(ctx, tenant, id)
+	t, err := m.view(ctx).Task(ctx, tenant, id)
 	if err != nil {
 		return err
 	}
@@ -524,7 +531,7 @@ func (m *Manager) RunNow(ctx context.Context, id string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	t, err := m.store.Task(ctx, tenant, id)
+	t, err := m.view(ctx).Task(ctx, tenant, id)
 	if err != nil {
 		return Run{}, err
 	}
@@ -561,7 +568,7 @@ func (m *Manager) CancelRun(ctx context.Context, id string) (Run, error) {
 		return Run{}, err
 	}
 	for range casAttempts {
-		r, err := m.store.Run(ctx, tenant, id)
+		r, err := m.view(ctx).Run(ctx, tenant, id)
 		if err != nil {
 			return Run{}, err
 		}
@@ -578,7 +585,7 @@ func (m *Manager) CancelRun(ctx context.Context, id string) (Run, error) {
 		if err != nil {
 			return Run{}, err
 		}
-		if t, err := m.store.Task(ctx, tenant, r.TaskID); err == nil {
+		if t, err := m.view(ctx).Task(ctx, tenant, r.TaskID); err == nil {
 			m.event(ctx, t, r.ID, string(from), string(RunCancelled))
 		}
 		return r, nil
@@ -592,7 +599,7 @@ func (m *Manager) GetRun(ctx context.Context, id string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	return m.store.Run(ctx, tenant, id)
+	return m.view(ctx).Run(ctx, tenant, id)
 }
 
 // ListRuns returns a page of the task's runs, newest first. A zero
@@ -603,7 +610,7 @@ func (m *Manager) ListRuns(ctx context.Context, f RunFilter) (RunPage, error) {
 	if err != nil {
 		return RunPage{}, err
 	}
-	if _, err := m.store.Task(ctx, tenant, f.TaskID); err != nil {
+	if _, err := m.view(ctx).Task(ctx, tenant, f.TaskID); err != nil {
 		return RunPage{}, err
 	}
 	if f.Limit, err = limit(f.Limit); err != nil {

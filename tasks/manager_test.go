@@ -508,3 +508,49 @@ func TestConcurrentConfirm(t *testing.T) {
 		t.Errorf("events %v", got)
 	}
 }
+
+// A user who does not manage all of the tenant's tasks sees only their
+// own: another user's task in the same tenant is not found, on every path.
+func TestOwnership(t *testing.T) {
+	w := newWorld(t)
+	w.m = tasks.NewManager(tasks.Options{Store: w.db, Log: w.db, Now: w.clock.Now,
+		ManagesAll: func(p vigil.Principal) bool { return p.HasRole("admin") }})
+	task := w.create(t, weather()) // owned by ana
+	run, err := w.m.RunNow(w.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := w.as("acme", "bob")
+	checks := map[string]error{}
+	_, checks["get"] = w.m.Get(bob, task.ID)
+	_, checks["update"] = w.m.Update(bob, task.ID, 0, weather())
+	_, checks["confirm"] = w.m.Confirm(bob, task.ID)
+	_, checks["pause"] = w.m.Pause(bob, task.ID)
+	_, checks["archive"] = w.m.Archive(bob, task.ID)
+	_, checks["run now"] = w.m.RunNow(bob, task.ID)
+	_, checks["list runs"] = w.m.ListRuns(bob, tasks.RunFilter{TaskID: task.ID})
+	_, checks["get run"] = w.m.GetRun(bob, run.ID)
+	_, checks["cancel run"] = w.m.CancelRun(bob, run.ID)
+	checks["delete"] = w.m.Delete(bob, task.ID)
+	for name, err := range checks {
+		if vigil.ErrorCode(err) != vigil.NotFound {
+			t.Errorf("%s of another user's task: %v, want not found", name, err)
+		}
+	}
+	if page, err := w.m.List(bob, tasks.TaskFilter{}); err != nil || len(page.Tasks) != 0 {
+		t.Errorf("bob lists %v, %v", page.Tasks, err)
+	}
+	if page, err := w.m.List(bob, tasks.TaskFilter{Owner: "ana"}); err != nil || len(page.Tasks) != 0 {
+		t.Errorf("bob lists ana's tasks by owner filter: %v, %v", page.Tasks, err)
+	}
+	if page, err := w.m.List(w.ctx, tasks.TaskFilter{}); err != nil || len(page.Tasks) != 1 {
+		t.Errorf("ana lists %v, %v", page.Tasks, err)
+	}
+	admin := vigil.WithPrincipal(context.Background(), vigil.Principal{Tenant: "acme", User: "root", Roles: []string{"admin"}})
+	if _, err := w.m.Pause(admin, task.ID); vigil.ErrorCode(err) != vigil.Conflict { // a draft cannot pause: but the admin sees it
+		t.Errorf("admin pausing ana's draft: %v, want conflict", err)
+	}
+	if got, err := w.m.Get(admin, task.ID); err != nil || got.Version != 1 {
+		t.Errorf("admin get: %+v %v", got, err)
+	}
+}

@@ -159,14 +159,14 @@ func (m *Manager) Retry(ctx context.Context, runID string, slots map[string]any)
 	if err != nil {
 		return Run{}, err
 	}
-	failed, err := m.store.Run(ctx, tenant, runID)
+	failed, err := m.view(ctx).Run(ctx, tenant, runID)
 	if err != nil {
 		return Run{}, err
 	}
 	if failed.Status != RunFailed {
 		return Run{}, &TransitionError{What: "run", ID: runID, From: string(failed.Status), Action: "retry"}
 	}
-	t, err := m.store.Task(ctx, tenant, failed.TaskID)
+	t, err := m.view(ctx).Task(ctx, tenant, failed.TaskID)
 	if err != nil {
 		return Run{}, err
 	}
@@ -231,7 +231,7 @@ func (m *Manager) DeadLetters(ctx context.Context, f RunFilter) (RunPage, error)
 	if err != nil {
 		return RunPage{}, err
 	}
-	if _, err := m.store.Task(ctx, tenant, f.TaskID); err != nil {
+	if _, err := m.view(ctx).Task(ctx, tenant, f.TaskID); err != nil {
 		return RunPage{}, err
 	}
 	want, err := limit(f.Limit)

@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/agent"
+	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/httpapi"
 	"github.com/vigilhq/vigil/memory"
@@ -83,7 +85,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.tasksRuntime = rt
-		taskManager = tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger})
+		taskManager = tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger, ManagesAll: managesAllTasks})
 	}
 
 	// The main agent answers POST /v1/threads/{id}/messages, with the
@@ -186,6 +188,10 @@ func openMemory(c config.Config, backend store.Backend, logger *slog.Logger) (*m
 	}
 	return memory.New(backend, memory.Options{Key: key, ShortTermTokens: c.Memory.ShortTermTokens, Logger: logger})
 }
+
+// managesAllTasks reports whether p may see and change every task of its
+// tenant (auth's tasks:manage_all); others are limited to their own.
+func managesAllTasks(p vigil.Principal) bool { return auth.Allowed(p, auth.TasksManageAll) == nil }
 
 // newLogger returns the configured slog logger; its records carry the trace
 // id and tenant of their context.
