@@ -5,7 +5,8 @@
 //	vigil tail    follow a thread's events from a terminal, resuming after drops
 //	vigil keys    create, list and revoke API keys in the configured store
 //	vigil plan    run the offline planner on one request and print the plan
-//	vigil bench   run a load workload (streams) and report its figures
+//	vigil mcp     serve MCP over stdio for local clients (Claude Desktop)
+//	vigil bench   run a load workload (streams, burst) and report its figures
 //
 // This package is wiring only: it parses flags and config and connects the
 // parts; the parts live in their own packages.
@@ -35,7 +36,8 @@ commands:
   tail    follow a thread's events: vigil tail THREAD [--after ID] [--server URL]
   keys    manage API keys: vigil keys create --tenant T --role R [--user U] (also list, revoke)
   plan    plan one request offline: vigil plan --tz ZONE --now RFC3339 --json "TEXT"
-  bench   run a load workload and report figures: vigil bench streams [--redis URL]
+  mcp     serve MCP on stdin/stdout for local clients: vigil mcp [--config FILE] [--data DIR] [--redis URL]
+  bench   run a load workload and report figures: vigil bench streams|burst [flags]
 
 Run 'vigil <command> -h' for a command's flags.
 `
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runTail(ctx, rest, stdout, stderr)
 	case "plan":
 		err = runPlan(ctx, rest, stdout, stderr)
+	case "mcp":
+		err = runMCP(ctx, rest, os.Stdin, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -19,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/httpapi"
+	"github.com/vigilhq/vigil/mcpserver"
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/streams"
@@ -73,27 +74,28 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	// Task management runs on stores that implement tasks.Store (bolt
-	// today); on the others its routes answer 503 until they do.
-	var taskManager *tasks.Manager
-	if ts, err := store.Tasks(backend); err != nil {
-		m.Logger.Warn("task management is off", "store", m.Config.Store.Driver, "err", err)
-	} else {
-		rt, managed, err := newTaskRuntime(ctx, backend, ts, m.Logger)
-		if err != nil {
-			_ = backend.Close()
-			return err
-		}
-		m.tasksRuntime = rt
-		taskManager = tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger, ManagesAll: managesAllTasks})
+	registry, err := newRegistry(m.Logger)
+	if err != nil {
+		_ = backend.Close()
+		return err
 	}
+
+	// Both stores hold tasks; only the embedded one runs them in process
+	// so far (Redis mode waits for its queue and `vigil worker`).
+	rt, managed, err := newTaskRuntime(ctx, backend, backend, registry, m.Logger)
+	if err != nil {
+		_ = backend.Close()
+		return err
+	}
+	if rt == nil {
+		m.Logger.Warn("tasks are stored but not run: the Redis run queue and `vigil worker` are not built yet", "store", m.Config.Store.Driver)
+	}
+	m.tasksRuntime = rt
+	taskManager := tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger, ManagesAll: managesAllTasks})
 
 	// The main agent answers POST /v1/threads/{id}/messages, with the
 	// offline model until LLM providers are configured; it needs tasks.
-	var assistant *agent.Assistant
-	if taskManager != nil {
-		assistant = agent.NewAssistant(agent.AssistantOptions{Tasks: taskManager, Log: backend, Memory: mem, Logger: m.Logger})
-	}
+	assistant := agent.NewAssistant(agent.AssistantOptions{Tasks: taskManager, Log: backend, Memory: mem, Logger: m.Logger})
 
 	authn, keys, authDesc, err := newAuth(m.Config, backend, m.Logger)
 	if err != nil {
@@ -103,6 +105,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
 	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat, Auth: authn, Keys: keys, Assistant: assistant})
+	mcpSrv := mcpserver.New(mcpserver.Options{
+		Log: backend, Hub: hub, Registry: registry, Tasks: taskManager, Logger: m.Logger,
+		Allow: func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
+	})
+	api.Handle("/mcp", mcpSrv.Handler())
 
 	ln, err := net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
@@ -116,6 +123,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	m.srv.RegisterOnShutdown(api.CloseStreams)
+	m.srv.RegisterOnShutdown(mcpSrv.Close)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
 	if m.tasksRuntime != nil {

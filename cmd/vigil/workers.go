@@ -41,7 +41,7 @@ type taskRuntime struct {
 // new runs reach the queue (tasks.DispatchStore). On other backends it
 // returns no runtime and ts unchanged (Redis mode runs `vigil worker`,
 // still to come). Nothing runs until Start.
-func newTaskRuntime(ctx context.Context, backend store.Backend, ts tasks.Store, logger *slog.Logger) (*taskRuntime, tasks.Store, error) {
+func newTaskRuntime(ctx context.Context, backend store.Backend, ts tasks.Store, reg *toolsregistry.Registry, logger *slog.Logger) (*taskRuntime, tasks.Store, error) {
 	db, ok := backend.(*bolt.DB)
 	if !ok {
 		return nil, ts, nil
@@ -52,14 +52,6 @@ func newTaskRuntime(ctx context.Context, backend store.Backend, ts tasks.Store, 
 		return nil, nil, fmt.Errorf("tasks: recover the run queue: %w", err)
 	} else if n > 0 {
 		logger.Info("resuming runs the last stop interrupted", "runs", n)
-	}
-	reg := toolsregistry.New(toolsregistry.Options{Logger: logger})
-	builtins, err := toolsregistry.Builtins(toolsregistry.BuiltinOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := reg.RegisterAll(builtins); err != nil {
-		return nil, nil, err
 	}
 	notifier, err := tasks.NewNotifier(tasks.NotifierOptions{Logger: logger})
 	if err != nil {
@@ -107,4 +99,19 @@ func (rt *taskRuntime) Stop(ctx context.Context) error {
 	err := rt.worker.Stop(ctx)
 	rt.logger.Info("tasks: workers stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
 	return err
+}
+
+// newRegistry returns the process's tools registry with the built-in tools:
+// one registry, shared by the task workers and MCP, so a tool registered
+// over MCP is one a task can call.
+func newRegistry(logger *slog.Logger) (*toolsregistry.Registry, error) {
+	reg := toolsregistry.New(toolsregistry.Options{Logger: logger})
+	builtins, err := toolsregistry.Builtins(toolsregistry.BuiltinOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.RegisterAll(builtins); err != nil {
+		return nil, err
+	}
+	return reg, nil
 }
