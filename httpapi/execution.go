@@ -103,8 +103,5 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	for i, run := range page.Runs {
-		page.Runs[i] = run.Redacted()
-	}
-	writeJSON(w, http.StatusOK, page)
+	writeRunPage(w, page)
 }

@@ -417,6 +417,12 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	writeRunPage(w, page)
+}
+
+// writeRunPage answers a page of runs: secrets redacted, and an empty page
+// as [] rather than null.
+func writeRunPage(w http.ResponseWriter, page tasks.RunPage) {
 	for i, run := range page.Runs {
 		page.Runs[i] = run.Redacted()
 	}
