@@ -48,39 +48,6 @@ var (
 	memTerms    = []byte("terms")
 )
 
-// memCheckIDs rejects ids that could not have come through vigil.ValidID.
-func memCheckIDs(names []string, ids ...string) error {
-	for i, id := range ids {
-		if !vigil.ValidID(id) {
-			return vigil.FieldError(names[i], "invalid %s id %q", names[i], id)
-		}
-	}
-	return nil
-}
-
-var (
-	memUserNames   = []string{"tenant", "user"}
-	memThreadNames = []string{"tenant", "thread"}
-	memFactNames   = []string{"tenant", "thread", "id"}
-)
-
-// memCheckTerms rejects terms the memory.Store contract does not allow.
-func memCheckTerms(terms []string) error {
-	for _, t := range terms {
-		if t == "" || len(t) > memory.MaxTermBytes || bytes.IndexByte([]byte(t), 0) >= 0 {
-			return vigil.FieldError("terms", "a term must be 1 to %d bytes with no NUL, got %q", memory.MaxTermBytes, t)
-		}
-	}
-	return nil
-}
-
-func memCheckLimit(limit int) error {
-	if limit < 1 {
-		return vigil.FieldError("limit", "must be at least 1, got %d", limit)
-	}
-	return nil
-}
-
 // memTenant returns tenant's memory bucket, nil if it has none.
 func memTenant(tx *bbolt.Tx, tenant string) *bbolt.Bucket {
 	b := tx.Bucket(memBucket)
@@ -104,7 +71,7 @@ func (db *DB) GetProfile(ctx context.Context, tenant, user string) ([]byte, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := memCheckIDs(memUserNames, tenant, user); err != nil {
+	if err := memory.CheckIDs(memory.UserIDNames, tenant, user); err != nil {
 		return nil, err
 	}
 	var sealed []byte
@@ -130,7 +97,7 @@ func (db *DB) PutProfile(ctx context.Context, tenant, user string, sealed []byte
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := memCheckIDs(memUserNames, tenant, user); err != nil {
+	if err := memory.CheckIDs(memory.UserIDNames, tenant, user); err != nil {
 		return err
 	}
 	if db.isClosed() {
@@ -159,7 +126,7 @@ func (db *DB) DeleteProfile(ctx context.Context, tenant, user string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := memCheckIDs(memUserNames, tenant, user); err != nil {
+	if err := memory.CheckIDs(memory.UserIDNames, tenant, user); err != nil {
 		return err
 	}
 	if db.isClosed() {
@@ -216,10 +183,10 @@ func (db *DB) AddFact(ctx context.Context, f memory.Fact, terms []string) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := memCheckIDs(memFactNames, f.Tenant, f.Thread, f.ID); err != nil {
+	if err := memory.CheckIDs(memory.FactIDNames, f.Tenant, f.Thread, f.ID); err != nil {
 		return err
 	}
-	if err := memCheckTerms(terms); err != nil {
+	if err := memory.CheckTerms(terms); err != nil {
 		return err
 	}
 	if db.isClosed() {
@@ -282,10 +249,10 @@ func (db *DB) ListFacts(ctx context.Context, tenant, thread string, limit int) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := memCheckIDs(memThreadNames, tenant, thread); err != nil {
+	if err := memory.CheckIDs(memory.ThreadIDNames, tenant, thread); err != nil {
 		return nil, err
 	}
-	if err := memCheckLimit(limit); err != nil {
+	if err := memory.CheckLimit(limit); err != nil {
 		return nil, err
 	}
 	var out []memory.Fact
@@ -316,13 +283,13 @@ func (db *DB) FactCandidates(ctx context.Context, tenant, thread string, terms [
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := memCheckIDs(memThreadNames, tenant, thread); err != nil {
+	if err := memory.CheckIDs(memory.ThreadIDNames, tenant, thread); err != nil {
 		return nil, err
 	}
-	if err := memCheckTerms(terms); err != nil {
+	if err := memory.CheckTerms(terms); err != nil {
 		return nil, err
 	}
-	if err := memCheckLimit(limit); err != nil {
+	if err := memory.CheckLimit(limit); err != nil {
 		return nil, err
 	}
 	var out []memory.Fact

@@ -19,7 +19,6 @@ package redis
 // memory.Service seals them before they get here.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,43 +43,9 @@ func (l *Log) memFactKeys(tenant, thread string) []string {
 	return []string{base + "facts", base + "order", base + "terms", base + "seq"}
 }
 
-// memCheckIDs rejects ids that could not have come through vigil.ValidID,
-// as keys are built from them. names name the ids for the error.
-func memCheckIDs(names []string, ids ...string) error {
-	for i, id := range ids {
-		if !vigil.ValidID(id) {
-			return vigil.FieldError(names[i], "invalid %s id %q", names[i], id)
-		}
-	}
-	return nil
-}
-
-var (
-	memUserNames   = []string{"tenant", "user"}
-	memThreadNames = []string{"tenant", "thread"}
-	memFactNames   = []string{"tenant", "thread", "id"}
-)
-
-// memCheckTerms rejects terms the memory.Store contract does not allow.
-func memCheckTerms(terms []string) error {
-	for _, t := range terms {
-		if t == "" || len(t) > memory.MaxTermBytes || bytes.IndexByte([]byte(t), 0) >= 0 {
-			return vigil.FieldError("terms", "a term must be 1 to %d bytes with no NUL, got %q", memory.MaxTermBytes, t)
-		}
-	}
-	return nil
-}
-
-func memCheckLimit(limit int) error {
-	if limit < 1 {
-		return vigil.FieldError("limit", "must be at least 1, got %d", limit)
-	}
-	return nil
-}
-
 // GetProfile implements memory.Store.
 func (l *Log) GetProfile(ctx context.Context, tenant, user string) ([]byte, error) {
-	if err := memCheckIDs(memUserNames, tenant, user); err != nil {
+	if err := memory.CheckIDs(memory.UserIDNames, tenant, user); err != nil {
 		return nil, fmt.Errorf("store/redis: get profile of %s: %w", user, err)
 	}
 	b, err := l.client.Get(ctx, l.memProfileKey(tenant, user)).Bytes()
@@ -95,7 +60,7 @@ func (l *Log) GetProfile(ctx context.Context, tenant, user string) ([]byte, erro
 
 // PutProfile implements memory.Store.
 func (l *Log) PutProfile(ctx context.Context, tenant, user string, sealed []byte) error {
-	if err := memCheckIDs(memUserNames, tenant, user); err != nil {
+	if err := memory.CheckIDs(memory.UserIDNames, tenant, user); err != nil {
 		return fmt.Errorf("store/redis: put profile of %s: %w", user, err)
 	}
 	if err := l.client.Set(ctx, l.memProfileKey(tenant, user), sealed, 0).Err(); err != nil {
@@ -106,7 +71,7 @@ func (l *Log) PutProfile(ctx context.Context, tenant, user string, sealed []byte
 
 // DeleteProfile implements memory.Store.
 func (l *Log) DeleteProfile(ctx context.Context, tenant, user string) error {
-	if err := memCheckIDs(memUserNames, tenant, user); err != nil {
+	if err := memory.CheckIDs(memory.UserIDNames, tenant, user); err != nil {
 		return fmt.Errorf("store/redis: delete profile of %s: %w", user, err)
 	}
 	if err := l.client.Del(ctx, l.memProfileKey(tenant, user)).Err(); err != nil {
@@ -132,10 +97,10 @@ return 1
 
 // AddFact implements memory.Store.
 func (l *Log) AddFact(ctx context.Context, f memory.Fact, terms []string) error {
-	if err := memCheckIDs(memFactNames, f.Tenant, f.Thread, f.ID); err != nil {
+	if err := memory.CheckIDs(memory.FactIDNames, f.Tenant, f.Thread, f.ID); err != nil {
 		return fmt.Errorf("store/redis: add fact to %s: %w", f.Thread, err)
 	}
-	if err := memCheckTerms(terms); err != nil {
+	if err := memory.CheckTerms(terms); err != nil {
 		return fmt.Errorf("store/redis: add fact to %s: %w", f.Thread, err)
 	}
 	rec, err := json.Marshal(f)
@@ -169,10 +134,10 @@ return out
 
 // ListFacts implements memory.Store.
 func (l *Log) ListFacts(ctx context.Context, tenant, thread string, limit int) ([]memory.Fact, error) {
-	if err := memCheckIDs(memThreadNames, tenant, thread); err != nil {
+	if err := memory.CheckIDs(memory.ThreadIDNames, tenant, thread); err != nil {
 		return nil, fmt.Errorf("store/redis: list facts of %s: %w", thread, err)
 	}
-	if err := memCheckLimit(limit); err != nil {
+	if err := memory.CheckLimit(limit); err != nil {
 		return nil, fmt.Errorf("store/redis: list facts of %s: %w", thread, err)
 	}
 	keys := l.memFactKeys(tenant, thread)
@@ -210,13 +175,13 @@ return out
 // which reads every fact id indexed under the terms and returns the newest
 // limit facts among them.
 func (l *Log) FactCandidates(ctx context.Context, tenant, thread string, terms []string, limit int) ([]memory.Fact, error) {
-	if err := memCheckIDs(memThreadNames, tenant, thread); err != nil {
+	if err := memory.CheckIDs(memory.ThreadIDNames, tenant, thread); err != nil {
 		return nil, fmt.Errorf("store/redis: search facts of %s: %w", thread, err)
 	}
-	if err := memCheckTerms(terms); err != nil {
+	if err := memory.CheckTerms(terms); err != nil {
 		return nil, fmt.Errorf("store/redis: search facts of %s: %w", thread, err)
 	}
-	if err := memCheckLimit(limit); err != nil {
+	if err := memory.CheckLimit(limit); err != nil {
 		return nil, fmt.Errorf("store/redis: search facts of %s: %w", thread, err)
 	}
 	if len(terms) == 0 {
