@@ -64,7 +64,8 @@ type JWTOptions struct {
 	Issuer string
 	// Audience must be among the token's aud claim.
 	Audience string
-	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30s.
+	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means
+	// DefaultLeeway; a negative value means none.
 	Leeway time.Duration
 	// Claims name the claims holding tenant, user and roles.
 	Claims ClaimNames
@@ -107,8 +108,11 @@ func NewJWT(opts JWTOptions) (*JWT, error) {
 	case opts.Audience == "":
 		return nil, errors.New("auth: a JWT audience is required")
 	}
-	if opts.Leeway == 0 {
+	switch {
+	case opts.Leeway == 0:
 		opts.Leeway = DefaultLeeway
+	case opts.Leeway < 0:
+		opts.Leeway = 0
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

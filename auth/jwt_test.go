@@ -345,3 +345,30 @@ func TestJWTJWKSConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestJWTNoLeeway checks that a negative Leeway allows no clock skew: a
+// token expired a second ago, accepted within the default leeway, is
+// refused.
+func TestJWTNoLeeway(t *testing.T) {
+	now := t0
+	tok := sign(t, jwt.SigningMethodHS256, hsSecret, "", func() jwt.MapClaims {
+		c := claimsAt(now.Add(-10 * time.Minute))
+		c["exp"] = now.Add(-time.Second).Unix()
+		return c
+	}())
+	for _, tt := range []struct {
+		leeway time.Duration
+		ok     bool
+	}{{0, true}, {-1, false}} {
+		v, err := auth.NewJWT(auth.JWTOptions{
+			HS256Secret: hsSecret, Issuer: testIssuer, Audience: testAudience, Leeway: tt.leeway,
+			Now: func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(context.Background(), tok); (err == nil) != tt.ok {
+			t.Errorf("Leeway %v: Verify = %v, want ok %v", tt.leeway, err, tt.ok)
+		}
+	}
+}

@@ -29,9 +29,13 @@ func newAuth(c config.Config, backend store.Backend, logger *slog.Logger) (*auth
 	}
 	if a.AcceptsJWT() {
 		j := a.JWT
+		leeway := j.Leeway
+		if leeway == 0 {
+			leeway = -1 // auth.leeway 0s means none; JWTOptions' zero is its default
+		}
 		v, err := auth.NewJWT(auth.JWTOptions{
 			HS256Secret: []byte(j.HS256Secret), JWKSURL: j.JWKSURL,
-			Issuer: j.Issuer, Audience: j.Audience, Leeway: j.Leeway,
+			Issuer: j.Issuer, Audience: j.Audience, Leeway: leeway,
 			Claims: auth.ClaimNames{Tenant: j.TenantClaim, User: j.UserClaim, Roles: j.RolesClaim},
 			Logger: logger,
 		})
