@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/config"
@@ -149,5 +150,55 @@ func TestServeBindsAnyAddressWithAuth(t *testing.T) {
 	_, port, _ := net.SplitHostPort(m.Addr())
 	if code, _ := call(t, "GET", "http://127.0.0.1:"+port+"/v1/tasks", ""); code != 401 {
 		t.Errorf("no key on 0.0.0.0: %d, want 401", code)
+	}
+}
+
+// TestTailWithToken follows a thread on a server that authenticates:
+// without $VIGIL_TOKEN tail stops at the 401; with the key it prints the
+// thread's events.
+func TestTailWithToken(t *testing.T) {
+	c := testConfig(t)
+	c.Auth.Mode = config.AuthKeys
+	code, out, errOut := vigilKeys(t, "create", "--tenant", "acme", "--role", "member", "--data", c.Store.DataDir)
+	if code != 0 {
+		t.Fatalf("keys create: exit %d, stderr %s", code, errOut)
+	}
+	key := lastLine(out)
+	m := startMain(t, c)
+	base := "http://" + m.Addr()
+	code, body := call(t, "POST", base+"/v1/threads", "Bearer "+key)
+	var th streams.Thread
+	if code != 201 || json.Unmarshal(body, &th) != nil {
+		t.Fatalf("create thread: %d %s", code, body)
+	}
+
+	var stderr bytes.Buffer
+	if err := tail(t.Context(), []string{th.ID, "--server", base}, "", io.Discard, &stderr); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("tail without a token = %v, want the 401", err)
+	}
+
+	req, _ := http.NewRequest("POST", base+"/v1/threads/"+th.ID+"/events", strings.NewReader(textBody("hello")))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("append: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	var lines lockedBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tail(ctx, []string{th.ID, "--server", base, "--json"}, key, &lines, io.Discard) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for lines.lines()[0] == "" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("tail with the key: %v", err)
+	}
+	if got := lines.lines(); len(got) != 1 || !strings.Contains(got[0], "hello") {
+		t.Fatalf("tail printed %q", got)
 	}
 }

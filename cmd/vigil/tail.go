@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -21,8 +22,15 @@ import (
 
 // runTail is `vigil tail THREAD [--after ID] [--server URL] [--json]`: it
 // follows a thread's events, one per line, and after a drop reconnects with
-// the last id it printed, so nothing is printed twice or skipped.
+// the last id it printed, so nothing is printed twice or skipped. When the
+// server authenticates, the API key or JWT comes from $VIGIL_TOKEN and goes
+// in the Authorization header: never in a flag, where ps and shell
+// history would show it, nor in the URL, which the server refuses.
 func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return tail(ctx, args, os.Getenv("VIGIL_TOKEN"), stdout, stderr)
+}
+
+func tail(ctx context.Context, args []string, token string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vigil tail", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	after := fs.String("after", "", "resume strictly after this event `id`")
@@ -43,6 +51,9 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c := sse.NewClient(strings.TrimRight(*server, "/") + "/v1/threads/" + url.PathEscape(thread) + "/events")
 	if *after != "" {
 		c.LastEventID.Store([]byte(*after))
+	}
+	if token != "" {
+		c.Headers["Authorization"] = "Bearer " + token
 	}
 	// A 4xx will not get better by retrying: stop with the server's message.
 	c.ResponseValidator = func(_ *sse.Client, resp *http.Response) error {
