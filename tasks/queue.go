@@ -7,7 +7,7 @@ import (
 
 // Queue holds the runs waiting for a worker, by priority, and leases them
 // to workers. store/bolt implements it in the embedded file (bolt.Queue);
-// store/redis will on Streams consumer groups. store/storetest.Queue is its
+// store/redis on Streams consumer groups (redis.Queue). store/storetest.Queue is its
 // conformance suite, and its subtests name the clauses below.
 //
 // # Items
@@ -76,7 +76,8 @@ type Queue interface {
 
 	// Reclaim leases to worker up to n items (1 to MaxClaim) whose lease
 	// has expired, the longest expired first, each with a new token and
-	// Deliveries one more. It does not wait. (Redis: XAUTOCLAIM.)
+	// Deliveries one more. It does not wait. (Redis: XCLAIM of the entries
+	// whose lease ran out on the queue's clock.)
 	Reclaim(ctx context.Context, worker string, n int, lease time.Duration) ([]Claim, error)
 
 	// Extend renews c's lease to lease from now and returns the claim with
