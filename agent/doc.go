@@ -33,6 +33,14 @@
 // clarification for missing slots, a task card for a draft, the result of
 // a management intent (list, pause, resume, delete, run) or a chat answer,
 // then done. Its conversation state lives in the thread itself, so it
-// survives restarts. The task agent (running a task's tool loop as the run
-// executor) is next.
+// survives restarts.
+//
+// Task agent. TaskAgent is the run executor (tasks.Executor): a
+// tool-calling loop over the task's allowed tools, each call's arguments
+// validated against the tool's schema and repaired or re-asked before it
+// runs, checkpointed after each step with the conversation so far, so that
+// a run taken over after a crash resumes where it stopped. With the
+// offline model (or when the LLM fails) it runs the task's declared steps
+// through the StepExecutor and renders the notification from a template
+// per domain.
 package agent

@@ -1,6 +1,8 @@
 package tasks
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -117,4 +119,12 @@ func (r Run) LastCheckpoint() (Checkpoint, bool) {
 func (r Run) Redacted() Run {
 	r.Spec = r.Spec.Redacted()
 	return r
+}
+
+// RunTraceID returns the trace id of a run's events when the context
+// carries none: 32 hex digits derived from the run id, so that every
+// attempt and resumption of the run, on any worker, shares one trace.
+func RunTraceID(runID string) string {
+	h := sha256.Sum256([]byte("vigil.run\x00" + runID))
+	return hex.EncodeToString(h[:16])
 }
