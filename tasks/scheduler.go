@@ -116,6 +116,9 @@ type SchedulerOptions struct {
 	// Logger receives failures of single entries, which stay in the index
 	// and are tried again at the next tick. Default slog.Default().
 	Logger *slog.Logger
+	// Observer is told of every slot fired and how late; default
+	// NopObserver.
+	Observer Observer
 }
 
 // Scheduler turns the schedule index into queued runs. At each tick it
@@ -157,6 +160,7 @@ type Scheduler struct {
 	leaseTTL time.Duration
 	holder   string
 	logger   *slog.Logger
+	obs      Observer
 }
 
 // NewScheduler returns a Scheduler.
@@ -164,7 +168,7 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 	s := &Scheduler{
 		store: opts.Store, queue: opts.Queue, log: opts.Log, now: opts.Now,
 		batch: opts.Batch, tick: opts.Tick, parallel: opts.Parallel, grace: opts.Grace,
-		lease: opts.Lease, leaseTTL: opts.LeaseTTL, holder: opts.Holder, logger: opts.Logger,
+		lease: opts.Lease, leaseTTL: opts.LeaseTTL, holder: opts.Holder, logger: opts.Logger, obs: opts.Observer,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -193,6 +197,9 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
+	}
+	if s.obs == nil {
+		s.obs = NopObserver{}
 	}
 	return s
 }
@@ -397,6 +404,7 @@ func (s *Scheduler) fire(ctx context.Context, e ScheduleEntry, now time.Time) Ti
 			return fail("create run", err)
 		case created:
 			rep.Fired, rep.MaxLag = 1, max(now.Sub(due), 0)
+			s.obs.Fired(itemOf(r).Priority, rep.MaxLag)
 			thread{log: s.log, logger: s.logger, now: s.now, tenant: t.Tenant, id: t.ThreadID, taskID: t.ID, runID: r.ID}.
 				status(ctx, "", RunQueued)
 		default:

@@ -60,6 +60,9 @@ type WorkerOptions struct {
 	Now func() time.Time
 	// Logger default slog.Default().
 	Logger *slog.Logger
+	// Observer is told of every attempt's outcome, retry and dead letter;
+	// default NopObserver.
+	Observer Observer
 }
 
 // Worker executes queued runs: a pool of Concurrency goroutines that claim
@@ -118,6 +121,7 @@ type Worker struct {
 	grace    time.Duration
 	now      func() time.Time
 	logger   *slog.Logger
+	obs      Observer
 
 	sem      chan struct{}
 	tenMu    sync.Mutex
@@ -140,7 +144,7 @@ func NewWorker(opts WorkerOptions) *Worker {
 		store: opts.Store, queue: opts.Queue, log: opts.Log, exec: opts.Executor, notifier: opts.Notifier,
 		id: opts.ID, conc: opts.Concurrency, tenCap: opts.TenantConcurrency, tenWait: opts.TenantWait,
 		lease: opts.Lease, retry: opts.Retry.withDefaults(), maxDeliv: opts.MaxDeliveries,
-		maxChain: opts.MaxChainDepth, grace: opts.StopGrace, now: opts.Now, logger: opts.Logger,
+		maxChain: opts.MaxChainDepth, grace: opts.StopGrace, now: opts.Now, logger: opts.Logger, obs: opts.Observer,
 		tenants: map[string]int{}, stopping: make(chan struct{}), loopDone: make(chan struct{}),
 	}
 	if w.id == "" {
@@ -179,6 +183,9 @@ func NewWorker(opts WorkerOptions) *Worker {
 	}
 	if w.logger == nil {
 		w.logger = slog.Default()
+	}
+	if w.obs == nil {
+		w.obs = NopObserver{}
 	}
 	w.sem = make(chan struct{}, w.conc)
 	return w
@@ -534,6 +541,9 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 		w.ack(ctx, k) // finished, or waits for the user, who queues it again
 		return
 	}
+	if vigil.TraceID(ctx) == "" {
+		ctx = vigil.WithTraceID(ctx, RunTraceID(r.ID)) // the worker's events and the executor's share it
+	}
 	t, err := w.store.Task(ctx, r.Tenant, r.TaskID)
 	if vigil.ErrorCode(err) == vigil.NotFound {
 		w.ack(ctx, k)
@@ -555,27 +565,33 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 		return
 	}
 	for {
+		began := w.now()
 		out, err := w.exec.Execute(ctx, x.run, x)
+		took := w.now().Sub(began)
 		if err == nil {
+			w.obs.Finished(AttemptSucceeded, took)
 			w.succeed(ctx, x, out)
 			return
 		}
-		if w.settle(ctx, x, err) {
+		if o := w.settleAs(ctx, x, err); o != "" {
+			w.obs.Finished(o, took)
 			return
 		}
 		class, after := Classify(err)
 		retry, wait := w.retry.decide(x.run.Attempt, class, after)
-		switch {
-		case !retry:
+		if !retry {
+			w.obs.Finished(AttemptFailed, took)
 			w.fail(ctx, x, err, class)
 			return
-		case wait == 0 && !w.isStopping():
-			if err := x.retryNow(ctx, err, class); err != nil {
-				w.settle(ctx, x, err)
-				return
-			}
-		default:
+		}
+		w.obs.Finished(AttemptRetried, took)
+		w.obs.Retried(class)
+		if wait > 0 || w.isStopping() {
 			x.retryLater(ctx, err, class, wait)
+			return
+		}
+		if err := x.retryNow(ctx, err, class); err != nil {
+			w.settle(ctx, x, err)
 			return
 		}
 	}
@@ -586,19 +602,25 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 // worker died (write nothing), the run went away (ack), the worker is
 // stopping (give the run back). Other errors are the run's own.
 func (w *Worker) settle(ctx context.Context, x *execution, err error) bool {
+	return w.settleAs(ctx, x, err) != ""
+}
+
+// settleAs is settle, and says how the attempt ended when err was one of
+// those errors; "" when it was the run's own.
+func (w *Worker) settleAs(ctx context.Context, x *execution, err error) AttemptOutcome {
 	switch {
 	case errors.Is(err, errHandled), x.k.isLost(), errors.Is(err, errLeaseLost), w.hard.Err() != nil:
-		return true
+		return AttemptLost
 	case errors.Is(err, errRunGone):
 		w.ack(ctx, x.k)
-		return true
+		return AttemptCancelled
 	case w.isStopping() && (errors.Is(err, ErrYield) || ctx.Err() != nil):
 		x.requeue(ctx)
-		return true
+		return AttemptYielded
 	case ctx.Err() != nil:
-		return true
+		return AttemptLost
 	}
-	return false
+	return ""
 }
 
 // start moves the run to running: retrying → queued → running, queued →
@@ -754,6 +776,7 @@ func (w *Worker) fail(ctx context.Context, x *execution, cause error, class Erro
 		w.settle(ctx, x, err)
 		return
 	}
+	w.obs.DeadLettered(class)
 	w.ack(ctx, x.k)
 }
 

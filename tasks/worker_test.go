@@ -177,6 +177,22 @@ func TestPermanentFailsAtOnce(t *testing.T) {
 	if got := r.waitRun(t, retry.ID, tasks.RunSucceeded); string(got.Result) != `{"outputs":["sunny in Paris"]}` {
 		t.Errorf("replayed run result %s", got.Result)
 	}
+	// The worker's events of the replayed run (its text and done) carry the
+	// run's trace id.
+	var traced int
+	for _, typ := range []string{streams.TypeText, streams.TypeDone} {
+		for _, e := range r.events(t, task, typ) {
+			if strings.Contains(string(e.Data), retry.ID) || e.TraceID == tasks.RunTraceID(retry.ID) {
+				if e.TraceID != tasks.RunTraceID(retry.ID) {
+					t.Errorf("%s event %s of run %s has trace %q, want %q", typ, e.ID, retry.ID, e.TraceID, tasks.RunTraceID(retry.ID))
+				}
+				traced++
+			}
+		}
+	}
+	if traced < 2 {
+		t.Errorf("%d text and done events of run %s carry its trace, want both", traced, retry.ID)
+	}
 	if _, err := r.m.Retry(r.ctx, retry.ID, nil); !errors.Is(err, tasks.ErrIllegalTransition) {
 		t.Errorf("Retry of a succeeded run: %v; want an illegal transition", err)
 	}
