@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -17,13 +16,20 @@ import (
 // registryTools are the tools over the tools registry. They act on the
 // caller's tenant only: a tenant registers, lists and removes its own
 // plugin tools (and lists the global ones); the global tools themselves are
-// an operator's, not changed over MCP.
+// an operator's, not changed over MCP. Registration goes through
+// Options.Plugins, as REST's does; without one, registryTools makes a Sync
+// without a store for them.
 func (s *Server) registryTools() []server.ServerTool {
+	if s.opts.Plugins == nil {
+		// NewSync fails only for a key of the wrong size, and none is given.
+		s.opts.Plugins, _ = toolsregistry.NewSync(s.opts.Registry, toolsregistry.SyncOptions{Guard: s.opts.Guard, Logger: s.opts.Logger})
+	}
 	return []server.ServerTool{
 		newTool[RegisterToolInput, ToolOutput](s, "register_tool", "Register a plugin tool",
 			"Register an HTTP plugin tool for your tenant: Vigil POSTs the validated arguments as JSON to url, signed with HMAC-SHA256 under secret "+
 				"(headers X-Vigil-Timestamp and X-Vigil-Signature), and checks the JSON answer against output_schema. "+
-				"Tasks can call it at once; connected clients get tools/list_changed. Versions are immutable: register a new version to change one.",
+				"The tool is stored (its secret encrypted) and tasks can call it at once, on every Vigil instance; connected clients get tools/list_changed. "+
+				"Versions are immutable: register a new version to change one.",
 			PermToolsRegister, write, s.registerTool),
 		newTool[UnregisterToolInput, UnregisterToolOutput](s, "unregister_tool", "Unregister a plugin tool",
 			"Remove one of your tenant's plugin tools: name@version removes that version, a bare name every version.",
@@ -100,57 +106,29 @@ type ToolOutput struct {
 
 func (s *Server) registerTool(ctx context.Context, c call[RegisterToolInput]) (*mcp.CallToolResult, error) {
 	in := c.in
-	t := toolsregistry.Tool{
-		Tenant: c.p.Tenant, Name: in.Name, Version: max(in.Version, 1), Description: in.Description,
-		Scopes: in.Scopes, RateLimit: in.RateLimit, Fallback: toolsregistry.Fallback(in.Fallback),
+	spec := toolsregistry.PluginSpec{
+		Name: in.Name, Version: in.Version, Description: in.Description, URL: in.URL, Secret: in.Secret,
+		Scopes: in.Scopes, Timeout: in.Timeout, RateLimit: in.RateLimit, CacheTTL: in.CacheTTL,
+		Fallback: toolsregistry.Fallback(in.Fallback),
 	}
 	var err error
-	if t.Timeout, err = duration("timeout", in.Timeout); err != nil {
-		return nil, err
-	}
-	if t.CacheTTL, err = duration("cache_ttl", in.CacheTTL); err != nil {
-		return nil, err
-	}
 	if in.InputSchema != nil {
-		if t.InputSchema, err = json.Marshal(in.InputSchema); err != nil {
+		if spec.InputSchema, err = json.Marshal(in.InputSchema); err != nil {
 			return nil, vigil.FieldError("input_schema", "%v", err)
 		}
 	}
 	if in.OutputSchema != nil {
-		if t.OutputSchema, err = json.Marshal(in.OutputSchema); err != nil {
+		if spec.OutputSchema, err = json.Marshal(in.OutputSchema); err != nil {
 			return nil, vigil.FieldError("output_schema", "%v", err)
 		}
 	}
-	h, err := toolsregistry.NewHTTPHandler(toolsregistry.HTTPOptions{URL: in.URL, Secret: []byte(in.Secret), Guard: s.opts.Guard})
+	l, err := s.opts.Plugins.Register(ctx, c.p.Tenant, spec)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.opts.Registry.Register(t, h); err != nil {
-		return nil, err
-	}
-	got, err := s.opts.Registry.Resolve(c.p.Tenant, t.Ref())
-	if err != nil {
-		return nil, err
-	}
-	out := ToolOutput{Tool: toolInfo(got, false)}
-	for _, l := range s.opts.Registry.List(c.p.Tenant) {
-		if l.Tool.Tenant == c.p.Tenant && l.Tool.Name == got.Name && l.Tool.Version == got.Version {
-			out.Tool.Default = l.Default
-		}
-	}
-	s.opts.Logger.InfoContext(ctx, "mcpserver: tool registered", "tool", got.Ref(), "user", c.p.User)
-	return structured(out, fmt.Sprintf("Registered %s for tenant %s; tasks can call it now.", got.Ref(), c.p.Tenant)), nil
-}
-
-func duration(field, s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, vigil.FieldError(field, "must be a duration such as 30s or 5m, not %q", s)
-	}
-	return d, nil
+	ref := l.Tool.Ref()
+	s.opts.Logger.InfoContext(ctx, "mcpserver: tool registered", "tool", ref, "user", c.p.User)
+	return structured(ToolOutput{Tool: toolInfo(l.Tool, l.Default)}, fmt.Sprintf("Registered %s for tenant %s; tasks can call it now.", ref, c.p.Tenant)), nil
 }
 
 // UnregisterToolInput are the arguments of unregister_tool.
@@ -164,13 +142,7 @@ type UnregisterToolOutput struct {
 }
 
 func (s *Server) unregisterTool(ctx context.Context, c call[UnregisterToolInput]) (*mcp.CallToolResult, error) {
-	if err := s.opts.Registry.Unregister(c.p.Tenant, c.in.Tool); err != nil {
-		if vigil.ErrorCode(err) == vigil.NotFound {
-			name, _, _ := strings.Cut(c.in.Tool, "@")
-			if _, gerr := s.opts.Registry.Resolve(toolsregistry.Global, name); gerr == nil {
-				return nil, vigil.Errorf(vigil.Forbidden, "%s is a built-in tool; only your tenant's plugin tools can be removed", name)
-			}
-		}
+	if err := s.opts.Plugins.Unregister(ctx, c.p.Tenant, c.in.Tool); err != nil {
 		return nil, err
 	}
 	s.opts.Logger.InfoContext(ctx, "mcpserver: tool unregistered", "tool", c.in.Tool, "user", c.p.User)

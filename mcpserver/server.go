@@ -65,8 +65,15 @@ type Options struct {
 	// Tasks backs the task tools and the task and run resources; nil leaves
 	// them out (a store without tasks.Store).
 	Tasks Tasks
+	// Plugins registers and unregisters plugin tools for register_tool
+	// and unregister_tool: the Sync over Registry that stores them and
+	// keeps every instance in step (REST's /v1/tools uses the same). Nil
+	// means a Sync without a store: plugin tools live in Registry alone,
+	// until the process ends.
+	Plugins *toolsregistry.Sync
 	// Guard keeps the HTTP plugin tools registered over MCP away from
-	// non-public addresses; nil means a guard with no allowances.
+	// non-public addresses when Plugins is nil (a Sync has its own); nil
+	// means a guard with no allowances.
 	Guard *toolsregistry.Guard
 	// Allow decides whether principal p holds permission (one of the Perm
 	// constants). nil means the interim rule while authentication is being
@@ -101,6 +108,14 @@ type Options struct {
 	// sends them. By default mcp-go refuses them (403), which protects a
 	// local server against DNS rebinding by web pages.
 	AnyHost bool
+	// Extra are tools served beside Vigil's own, as given: mcp-go
+	// validates their arguments against their input schema and the
+	// handler gets the request's context (principal and trace id), but
+	// no permission is checked for them. Their names must differ from
+	// Vigil's tools' (mcp-go would replace Vigil's). vigil serve adds none;
+	// the MCP load run (bench.MCP) adds a no-op tool, the baseline it
+	// measures create_task against.
+	Extra []server.ServerTool
 	// Version is the server version reported to clients. Default "dev".
 	Version string
 	// Logger receives failures that are not the client's. Default
@@ -207,6 +222,9 @@ func New(opts Options) *Server {
 		server.WithInstructions(instructions),
 	)
 	s.addTools()
+	if len(opts.Extra) > 0 {
+		s.mcp.AddTools(opts.Extra...)
+	}
 	s.addResources()
 
 	httpOpts := []server.StreamableHTTPOption{

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	invopop "github.com/invopop/jsonschema"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
 )
@@ -84,7 +86,9 @@ type call[In any] struct {
 type toolFunc[In any] func(ctx context.Context, c call[In]) (*mcp.CallToolResult, error)
 
 // newTool makes a tool whose input schema is In's and whose output schema
-// is Out's; its calls need permission perm.
+// is Out's; its calls need permission perm. Refused calls, and successful
+// calls of the tools in toolActions, are recorded in the audit log; a
+// thread_id argument naming a reserved audit thread is not found.
 func newTool[In, Out any](s *Server, name, title, description, perm string, h hints, fn toolFunc[In]) server.ServerTool {
 	tool := mcp.Tool{
 		Name:            name,
@@ -100,19 +104,102 @@ func newTool[In, Out any](s *Server, name, title, description, perm string, h hi
 			return s.errorResult(ctx, name, vigil.Errorf(vigil.Unauthorized, "no principal in the request"))
 		}
 		if err := s.opts.Allow(p, perm); err != nil {
+			if vigil.ErrorCode(err) == vigil.Forbidden {
+				s.recordAudit(ctx, p, audit.Entry{Action: audit.ActionDenied, Outcome: audit.Denied, Permission: perm, Tool: name})
+			}
 			return s.errorResult(ctx, name, err)
 		}
 		var in In
 		if err := req.BindArguments(&in); err != nil {
 			return s.errorResult(ctx, name, vigil.Errorf(vigil.Invalid, "arguments: %v", err))
 		}
+		if th := namedThread(in); audit.Reserved(th) {
+			// The audit log is read with GET /v1/audit; as a thread it
+			// does not exist.
+			return s.errorResult(ctx, name, vigil.Errorf(vigil.NotFound, "thread %q not found", th))
+		}
 		res, err := fn(ctx, call[In]{req: req, p: p, in: in})
 		if err != nil {
+			if vigil.ErrorCode(err) == vigil.Forbidden {
+				s.recordAudit(ctx, p, audit.Entry{Action: audit.ActionDenied, Outcome: audit.Denied, Tool: name})
+			}
 			return s.errorResult(ctx, name, err)
+		}
+		if action, ok := toolActions[name]; ok && !res.IsError {
+			if target, changed := auditTarget(in, res.StructuredContent); changed {
+				s.recordAudit(ctx, p, audit.Entry{Action: action, Outcome: audit.Succeeded, Target: target, Tool: name})
+			}
 		}
 		return res, nil
 	}
 	return server.ServerTool{Tool: tool, Handler: handler}
+}
+
+// toolActions names the audit action of every tool that changes state:
+// every tool not hinted read-only (TestToolActions). newTool records each
+// successful call of these tools in the audit log, and every call of any
+// tool refused for a missing permission.
+var toolActions = map[string]string{
+	"create_task":     "task.create",
+	"confirm_task":    "task.confirm",
+	"update_task":     "task.update",
+	"pause_task":      "task.pause",
+	"resume_task":     "task.resume",
+	"delete_task":     "task.delete",
+	"run_task":        "task.run",
+	"register_tool":   "tool.register",
+	"unregister_tool": "tool.unregister",
+}
+
+// auditTarget returns the id of what a successful call with arguments in
+// and structured result out changed (a task id, a tool's name@version),
+// and false when the call changed nothing: create_task answering
+// needs_input creates no task.
+func auditTarget(in, out any) (target string, changed bool) {
+	switch o := out.(type) {
+	case CreateTaskOutput:
+		if o.Task == nil {
+			return "", false
+		}
+		return o.Task.ID, true
+	case ToolOutput:
+		return o.Tool.Ref, true
+	}
+	switch i := in.(type) {
+	case TaskIDInput:
+		return i.ID, true
+	case UpdateTaskInput:
+		return i.ID, true
+	case RunTaskInput:
+		return i.ID, true
+	case UnregisterToolInput:
+		return i.Tool, true
+	}
+	return "", true
+}
+
+// namedThread returns the thread a tool's arguments name, or "".
+func namedThread(in any) string {
+	if i, ok := in.(GetEventsInput); ok {
+		return i.ThreadID
+	}
+	return ""
+}
+
+// recordTimeout bounds how long recording one audit entry may take.
+const recordTimeout = 5 * time.Second
+
+// recordAudit appends e, done by p, to the audit log of p's tenant. The
+// call is answered whatever happens here, so a failure is logged, not
+// returned.
+func (s *Server) recordAudit(ctx context.Context, p vigil.Principal, e audit.Entry) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	e.Actor, e.Roles = p.User, p.Roles
+	rec := audit.Recorder{Log: s.opts.Log, Now: s.opts.Now}
+	if err := rec.Record(ctx, p.Tenant, e); err != nil {
+		s.opts.Logger.ErrorContext(ctx, "mcpserver: audit entry not recorded", "action", e.Action, "tool", e.Tool, "err", err)
+	}
 }
 
 // structured returns a successful result: out as structured content, and

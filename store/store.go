@@ -1,7 +1,8 @@
 // Package store opens the storage backend a configuration names: the
 // embedded bolt file (store/bolt) or Redis (store/redis). Each backend
 // implements every storage interface Vigil's domain packages declare
-// (streams.Log, memory.Store, auth.Store, tasks.Store); callers hand the
+// (streams.Log, memory.Store, auth.Store, tasks.Store,
+// toolsregistry.PluginStore); callers hand the
 // Backend to those packages, which see only their own interface.
 package store
 
@@ -18,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/store/redis"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
+	"github.com/vigilhq/vigil/toolsregistry"
 )
 
 // Backend is an open storage backend: every storage interface in one value,
@@ -27,6 +29,7 @@ type Backend interface {
 	memory.Store
 	auth.Store
 	tasks.Store
+	toolsregistry.PluginStore
 	io.Closer
 }
 
