@@ -47,6 +47,9 @@ const (
 	TasksWrite Permission = "tasks:write"
 	// TasksManageAll extends TasksWrite to every task of the tenant.
 	TasksManageAll Permission = "tasks:manage_all"
+	// TasksReadAll extends TasksRead to every task of the tenant, and its
+	// runs; it changes nothing TasksWrite allows.
+	TasksReadAll Permission = "tasks:read_all"
 	// ToolsRegister registers and unregisters plugin tools.
 	ToolsRegister Permission = "tools:register"
 	// KeysManage creates, lists and revokes the tenant's API keys.
@@ -56,13 +59,16 @@ const (
 	// MemoryOwn reads, replaces and forgets the principal's own long-term
 	// profile.
 	MemoryOwn Permission = "memory:own"
+	// MetricsRead reads the process's operational metrics (GET /metrics):
+	// counts of the whole process, across tenants, without tenant labels.
+	MetricsRead Permission = "metrics:read"
 )
 
 // Permissions returns every permission, in the order of the table.
 func Permissions() []Permission {
 	return []Permission{
-		ThreadsRead, ThreadsWrite, TasksRead, TasksWrite, TasksManageAll,
-		ToolsRegister, KeysManage, AuditRead, MemoryOwn,
+		ThreadsRead, ThreadsWrite, TasksRead, TasksWrite, TasksManageAll, TasksReadAll,
+		ToolsRegister, KeysManage, AuditRead, MemoryOwn, MetricsRead,
 	}
 }
 
@@ -71,11 +77,11 @@ func Permissions() []Permission {
 var grants = map[string][]Permission{
 	Admin: Permissions(),
 	Developer: {
-		ThreadsRead, ThreadsWrite, TasksRead, TasksWrite, TasksManageAll,
+		ThreadsRead, ThreadsWrite, TasksRead, TasksWrite, TasksManageAll, TasksReadAll,
 		ToolsRegister, MemoryOwn,
 	},
 	Member: {ThreadsRead, ThreadsWrite, TasksRead, TasksWrite, MemoryOwn},
-	Viewer: {ThreadsRead, TasksRead},
+	Viewer: {ThreadsRead, TasksRead, TasksReadAll},
 }
 
 // Grants returns the permissions role r holds, nil for an unknown role.

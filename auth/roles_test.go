@@ -19,10 +19,12 @@ func TestPermissionTable(t *testing.T) {
 		auth.TasksRead:      A | D | M | V,
 		auth.TasksWrite:     A | D | M,
 		auth.TasksManageAll: A | D,
+		auth.TasksReadAll:   A | D | V,
 		auth.ToolsRegister:  A | D,
 		auth.KeysManage:     A,
 		auth.AuditRead:      A,
 		auth.MemoryOwn:      A | D | M,
+		auth.MetricsRead:    A,
 	}
 	if len(want) != len(auth.Permissions()) {
 		t.Fatalf("the test covers %d permissions, the table has %d", len(want), len(auth.Permissions()))

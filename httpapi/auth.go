@@ -22,6 +22,8 @@ import (
 //     applies the route's entry in routePermissions: public routes pass;
 //     others need a principal, then auth.Allowed of the route's permission.
 //     Stream tokens pass only on the SSE routes of their own thread.
+//     It also records refusals and state changes in the audit log, and
+//     hides the reserved audit threads from the thread routes (audit.go).
 //
 // So there is one place credentials are read and one place permissions are
 // checked, and a route cannot be registered without going through it.
@@ -45,6 +47,9 @@ var streamRoutes = map[string]bool{
 type Route struct {
 	Pattern    string          // as registered: "GET /v1/threads/{id}"
 	Permission auth.Permission // "" when routePermissions has no entry
+	// AuditAction is the action the audit log records a success of the
+	// route under ("task.pause"); "" for routes that change nothing.
+	AuditAction string
 }
 
 // Routes returns every route registered on s, in registration order, with
@@ -52,7 +57,7 @@ type Route struct {
 func (s *Server) Routes() []Route {
 	rs := make([]Route, len(s.mux.patterns))
 	for i, p := range s.mux.patterns {
-		rs[i] = Route{Pattern: p, Permission: routePermissions[p]}
+		rs[i] = Route{Pattern: p, Permission: routePermissions[p], AuditAction: routeActions[p]}
 	}
 	return rs
 }
@@ -177,7 +182,7 @@ func (s *Server) guard(pattern string, h http.Handler) http.Handler {
 			case r.PathValue("id") != g.Thread:
 				s.denied(w, r, vigil.Errorf(vigil.Unauthorized, "this stream token is for another thread"))
 			default:
-				h.ServeHTTP(w, r)
+				s.serveAllowed(w, r, pattern, h)
 			}
 			return
 		}
@@ -188,21 +193,28 @@ func (s *Server) guard(pattern string, h http.Handler) http.Handler {
 		}
 		if perm != Authenticated {
 			if err := auth.Allowed(p, perm); err != nil {
+				if vigil.ErrorCode(err) == vigil.Forbidden {
+					s.recordDenial(r, p, pattern, perm)
+				}
 				s.denied(w, r, err)
 				return
 			}
 		}
-		h.ServeHTTP(w, r)
+		s.serveAllowed(w, r, pattern, h)
 	})
 }
 
 // denied answers a request refused by authentication or authorization.
 // A 401 carries the WWW-Authenticate challenge of RFC 6750: bare when
 // the request had no credentials, with error="invalid_token" and the reason
-// when they failed.
+// when they failed. On /mcp it also names the protected resource metadata
+// (RFC 9728 §5.1) when the server publishes it (wellknown.go).
 func (s *Server) denied(w http.ResponseWriter, r *http.Request, err error) {
 	if vigil.ErrorCode(err) == vigil.Unauthorized {
 		challenge := `Bearer realm="vigil"`
+		if r.Pattern == mcpPattern && s.oauthDiscovery() {
+			challenge += `, resource_metadata="` + s.resourceMetadataURL(r) + `"`
+		}
 		if !errors.Is(err, auth.ErrNoCredentials) {
 			desc := strings.NewReplacer(`"`, "'", `\`, "").Replace(vigil.ErrorMessage(err))
 			challenge += `, error="invalid_token", error_description="` + desc + `"`

@@ -17,13 +17,16 @@ import (
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/agent"
+	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/httpapi"
 	"github.com/vigilhq/vigil/memory"
+	"github.com/vigilhq/vigil/metrics"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
+	"github.com/vigilhq/vigil/toolsregistry"
 )
 
 const (
@@ -46,6 +49,7 @@ type authEnv struct {
 	keys    *auth.Keys
 	tasks   *tasks.Manager
 	memory  *memory.Service
+	tools   *toolsregistry.Sync
 	clock   atomic.Int64 // unix nanoseconds
 	thread  string       // a thread of tenant A
 }
@@ -76,12 +80,16 @@ func serveAuth(t *testing.T) *authEnv {
 	if e.memory, err = memory.New(e.backend, memory.Options{Key: memory.NewKey()}); err != nil {
 		t.Fatal(err)
 	}
+	if e.tools, err = toolsregistry.NewSync(toolsregistry.New(toolsregistry.Options{}), toolsregistry.SyncOptions{Store: e.backend, Key: memory.NewKey()}); err != nil {
+		t.Fatal(err)
+	}
 	e.logs = &syncBuffer{}
 	logger := slog.New(vigil.LogHandler(slog.NewJSONHandler(e.logs, nil)))
 	e.api = httpapi.New(httpapi.Options{
 		Log: e.backend, Hub: streams.NewHub(e.backend, streams.HubOptions{Logger: logger, Wait: time.Second}), Logger: logger,
-		Auth: a, Keys: e.keys, Tasks: e.tasks, Memory: e.memory,
+		Auth: a, Keys: e.keys, Tasks: e.tasks, Memory: e.memory, Tools: e.tools, AuthorizationServer: issuer,
 		Assistant: agent.NewAssistant(agent.AssistantOptions{Tasks: e.tasks, Log: e.backend}),
+		Metrics:   metrics.NewTasks(metrics.TasksOptions{Logger: logger}).Handler(),
 	})
 	e.Server = httptest.NewServer(e.api)
 	t.Cleanup(e.Server.Close)
@@ -265,6 +273,10 @@ var routeCases = []routeCase{
 	{pattern: "GET /healthz", public: true, ok: 200, req: fixed("/healthz")},
 	{pattern: "GET /readyz", public: true, ok: 200, req: fixed("/readyz")},
 	{pattern: "GET /v1/schema/events", public: true, ok: 200, req: fixed("/v1/schema/events")},
+	{pattern: "GET /.well-known/oauth-protected-resource", public: true, ok: 200, req: fixed("/.well-known/oauth-protected-resource")},
+	{pattern: "GET /.well-known/oauth-protected-resource/mcp", public: true, ok: 200, req: fixed("/.well-known/oauth-protected-resource/mcp")},
+	// Metrics are the whole process's, any tenant's admin reads them.
+	{pattern: "GET /metrics", roles: "a", ok: 200, tenantB: 200, req: fixed("/metrics")},
 
 	{pattern: "POST /v1/threads", roles: "adm", ok: 201, tenantB: 201, req: fixed("/v1/threads")},
 	{pattern: "GET /v1/threads/{id}", roles: "admv", ok: 200, tenantB: 404, req: onThread("", "")},
@@ -329,6 +341,22 @@ var routeCases = []routeCase{
 		}
 		return "/v1/keys/" + k.ID, ""
 	}},
+
+	{pattern: "GET /v1/tools", roles: "ad", ok: 200, tenantB: 200, req: fixed("/v1/tools")},
+	{pattern: "POST /v1/tools", roles: "ad", ok: 201, tenantB: 201, req: func(*testing.T, *authEnv, vigil.Principal) (string, string) {
+		return "/v1/tools", `{"name":"matrix.t` + vigil.NewID("") + `","description":"From the matrix.","url":"https://plugins.example.com/t","secret":"0123456789abcdef"}`
+	}},
+	{pattern: "DELETE /v1/tools/{ref}", roles: "ad", ok: 204, tenantB: 404, req: func(t *testing.T, e *authEnv, _ vigil.Principal) (string, string) {
+		l, err := e.tools.Register(context.Background(), tenantA, toolsregistry.PluginSpec{
+			Name: "matrix.t" + vigil.NewID(""), Description: "From the matrix.", URL: "https://plugins.example.com/t", Secret: "0123456789abcdef",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/tools/" + l.Tool.Ref(), ""
+	}},
+
+	{pattern: "GET /v1/audit", roles: "a", ok: 200, tenantB: 200, req: fixed("/v1/audit")},
 }
 
 // credential is one column of the matrix.
@@ -451,6 +479,30 @@ func TestRoutePermissions(t *testing.T) {
 		}
 		if (r.Pattern == "GET /v1/threads/{id}/events" || r.Pattern == "GET /v1/threads/{id}/replay") && r.Permission != auth.ThreadsRead {
 			t.Errorf("SSE route %s needs %s, has %s", r.Pattern, auth.ThreadsRead, r.Permission)
+		}
+	}
+}
+
+// TestRouteActions checks that every route that can change state names
+// the action the audit log records it under, and no other route does: a
+// route added without an entry in routeActions fails here.
+func TestRouteActions(t *testing.T) {
+	e := serveAuth(t)
+	for _, r := range e.api.Routes() {
+		method, _, hasMethod := strings.Cut(r.Pattern, " ")
+		switch {
+		case !hasMethod:
+			// Any method: the route checks and audits each operation itself.
+			if r.Permission != httpapi.Authenticated || r.AuditAction != "" {
+				t.Errorf("route %s takes any method: it needs permission %s and no audit action, has %q and %q",
+					r.Pattern, httpapi.Authenticated, r.Permission, r.AuditAction)
+			}
+		case method == http.MethodGet:
+			if r.AuditAction != "" {
+				t.Errorf("GET route %s has audit action %q; reads are not audited", r.Pattern, r.AuditAction)
+			}
+		case !audit.ValidAction(r.AuditAction):
+			t.Errorf("route %s changes state but has audit action %q: give it an entry in routeActions", r.Pattern, r.AuditAction)
 		}
 	}
 }

@@ -1,6 +1,6 @@
 // Package httpapi is Vigil's HTTP edge: the REST and SSE routes, the
 // middleware every request passes (recovery, trace id, authentication,
-// access log), the permission each route requires (routePermissions, checked
+// access log, request quotas), the permission each route requires (routePermissions, checked
 // in one place, see auth.go), and the one place where errors become HTTP
 // statuses and the JSON error shape {"error":{"code","message"}}.
 //
@@ -26,6 +26,7 @@ import (
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
+	"github.com/vigilhq/vigil/toolsregistry"
 )
 
 // Options configure a Server. Log and Hub are required; the zero value of
@@ -53,6 +54,29 @@ type Options struct {
 	Keys *auth.Keys
 	// Assistant answers POST /v1/threads/{id}/messages; nil answers 503.
 	Assistant *agent.Assistant
+	// Tools serves /v1/tools (plugin tool registration, shared with MCP's
+	// register_tool); nil answers 503.
+	Tools *toolsregistry.Sync
+	// Metrics serves GET /metrics (metrics.Tasks.Handler: the Prometheus
+	// text format); nil leaves the route out, so /metrics answers 404.
+	Metrics http.Handler
+	// AuthorizationServer is the OAuth authorization server that issues
+	// the JWTs Auth accepts: the issuer, auth.jwt.issuer. When it is set
+	// and Auth is not nil, /mcp is published as an OAuth protected
+	// resource (RFC 9728, wellknown.go): its metadata is served at
+	// /.well-known/oauth-protected-resource and every 401 of /mcp points
+	// to it. Empty publishes nothing.
+	AuthorizationServer string
+	// BaseURL is the public URL clients reach the server at
+	// (server.base_url), used in the protected resource metadata. Empty
+	// means the origin each request was sent to.
+	BaseURL string
+	// RequestsPerMinute returns the request quota of each credential of a
+	// tenant (quota.go): the size of its token bucket, refilled at that
+	// rate on the Now clock; over it a request answers 429 with
+	// Retry-After. Nil, or a result of zero or less, means no quota. It is
+	// asked on every request, so a changed quota applies at once.
+	RequestsPerMinute func(tenant string) int
 }
 
 // Server serves Vigil's HTTP API. It is an http.Handler.
@@ -64,6 +88,9 @@ type Server struct {
 	// streamSigner signs stream tokens: opts.Auth, or with authentication
 	// off an Authenticator of this Server's own.
 	streamSigner *auth.Authenticator
+
+	// quotas holds the request quotas' buckets (quota.go).
+	quotas quotaBuckets
 
 	// streams is cancelled by CloseStreams; every SSE response ends with it.
 	streams      context.Context
@@ -88,7 +115,7 @@ func New(opts Options) *Server {
 	s.mux = newRouter(s.guard)
 	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.routes()
-	s.h = s.trace(s.recover(s.authenticate(s.accessLog(http.HandlerFunc(s.route)))))
+	s.h = s.trace(s.recover(s.authenticate(s.accessLog(s.limit(http.HandlerFunc(s.route))))))
 	return s
 }
 
@@ -120,6 +147,12 @@ func (s *Server) routes() {
 	s.taskRoutes()
 	s.executionRoutes()
 	s.keyRoutes()
+	s.toolRoutes()
+	s.wellKnownRoutes()
+	if s.opts.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.opts.Metrics)
+	}
+	s.mux.HandleFunc("GET /v1/audit", s.readAudit)
 }
 
 // routePermissions is the permission each route requires, by the pattern
@@ -132,6 +165,13 @@ var routePermissions = map[string]auth.Permission{
 	"GET /healthz":          Public,
 	"GET /readyz":           Public,
 	"GET /v1/schema/events": Public,
+	// OAuth discovery of /mcp, registered only with an authorization
+	// server (wellknown.go).
+	"GET /.well-known/oauth-protected-resource":     Public,
+	"GET /.well-known/oauth-protected-resource/mcp": Public,
+	// Metrics count the whole process across tenants, so only admins read
+	// them (a scraper with an admin key); with auth off, anyone on loopback.
+	"GET /metrics": auth.MetricsRead,
 
 	"POST /v1/threads":                   auth.ThreadsWrite,
 	"GET /v1/threads/{id}":               auth.ThreadsRead,
@@ -164,6 +204,10 @@ var routePermissions = map[string]auth.Permission{
 	"POST /v1/keys":                      auth.KeysManage,
 	"GET /v1/keys":                       auth.KeysManage,
 	"DELETE /v1/keys/{id}":               auth.KeysManage,
+	"GET /v1/tools":                      auth.ToolsRegister, // as MCP's list_registry_tools
+	"POST /v1/tools":                     auth.ToolsRegister,
+	"DELETE /v1/tools/{ref}":             auth.ToolsRegister,
+	"GET /v1/audit":                      auth.AuditRead,
 
 	// MCP checks each tool and resource with auth.Allowed itself.
 	"/mcp": Authenticated,

@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
 )
@@ -71,7 +72,8 @@ func (s *Server) resourceID(ctx context.Context, uri, prefix, suffix, perm strin
 	if ok {
 		id, ok = strings.CutSuffix(id, suffix)
 	}
-	if !ok || !vigil.ValidID(id) {
+	// The audit log's threads are no thread to MCP: GET /v1/audit reads them.
+	if !ok || !vigil.ValidID(id) || prefix == threadPrefix && audit.Reserved(id) {
 		return "", resourceError(vigil.Errorf(vigil.NotFound, "no resource %s", uri))
 	}
 	return id, nil

@@ -20,7 +20,9 @@ const maxIngestTasks = 10_000
 // source (Trigger.Event): each gets a queued run with cause event and a
 // slot of now, whose Spec carries body (any JSON value, decoded) as the
 // slot EventSlot. The monitor then checks its source and condition as on
-// a poll. It returns the runs created, none when no monitor listens. A
+// a poll. An event source is the tenant's, so every user's monitors wake;
+// but it returns only the runs the caller may see (those of its own tasks,
+// or all for one who manages all), none when no such monitor listens. A
 // source that is not an event source name is a vigil.Invalid error naming
 // "source"; a body that is not JSON one naming "body". The runs reach the
 // workers when the Manager's store enqueues them (DispatchStore).
@@ -49,6 +51,8 @@ func (m *Manager) Ingest(ctx context.Context, source string, body json.RawMessag
 		}
 		f.After = page.Next
 	}
+	p, _ := vigil.PrincipalFrom(ctx)
+	seesAll := m.managesAll == nil || m.managesAll(p)
 	runs := []Run{}
 	for _, t := range woken {
 		spec := t.Spec
@@ -64,7 +68,9 @@ func (m *Manager) Ingest(ctx context.Context, source string, body json.RawMessag
 			return runs, err
 		}
 		m.event(ctx, t, r.ID, "", string(RunQueued))
-		runs = append(runs, r)
+		if seesAll || t.Owner == p.User {
+			runs = append(runs, r)
+		}
 	}
 	return runs, nil
 }

@@ -554,3 +554,52 @@ func TestOwnership(t *testing.T) {
 		t.Errorf("admin get: %+v %v", got, err)
 	}
 }
+
+// A user who reads all of the tenant's tasks (a viewer) sees another
+// user's task and its runs, but changing it is forbidden, and naming it in
+// a chain is refused.
+func TestReadsAll(t *testing.T) {
+	w := newWorld(t)
+	w.m = tasks.NewManager(tasks.Options{Store: w.db, Log: w.db, Now: w.clock.Now,
+		ManagesAll: func(p vigil.Principal) bool { return p.HasRole("admin") },
+		ReadsAll:   func(p vigil.Principal) bool { return p.HasRole("viewer") }})
+	task := w.create(t, weather()) // owned by ana
+	run, err := w.m.RunNow(w.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vic := vigil.WithPrincipal(context.Background(), vigil.Principal{Tenant: "acme", User: "vic", Roles: []string{"member", "viewer"}})
+	if got, err := w.m.Get(vic, task.ID); err != nil || got.ID != task.ID {
+		t.Errorf("viewer get: %+v %v", got, err)
+	}
+	if page, err := w.m.List(vic, tasks.TaskFilter{}); err != nil || len(page.Tasks) != 1 {
+		t.Errorf("viewer lists %v, %v", page.Tasks, err)
+	}
+	if page, err := w.m.ListRuns(vic, tasks.RunFilter{TaskID: task.ID}); err != nil || len(page.Runs) != 1 {
+		t.Errorf("viewer lists runs %v, %v", page.Runs, err)
+	}
+	if got, err := w.m.GetRun(vic, run.ID); err != nil || got.ID != run.ID {
+		t.Errorf("viewer get run: %+v %v", got, err)
+	}
+	checks := map[string]error{}
+	_, checks["update"] = w.m.Update(vic, task.ID, 0, weather())
+	_, checks["confirm"] = w.m.Confirm(vic, task.ID)
+	_, checks["pause"] = w.m.Pause(vic, task.ID)
+	_, checks["archive"] = w.m.Archive(vic, task.ID)
+	_, checks["run now"] = w.m.RunNow(vic, task.ID)
+	_, checks["cancel run"] = w.m.CancelRun(vic, run.ID)
+	checks["delete"] = w.m.Delete(vic, task.ID)
+	for name, err := range checks {
+		if vigil.ErrorCode(err) != vigil.Forbidden {
+			t.Errorf("%s of another user's task by a viewer: %v, want forbidden", name, err)
+		}
+	}
+	own := weather()
+	own.Then = []string{task.ID}
+	if _, err := w.m.Create(vic, own); vigil.ErrorCode(err) != vigil.Invalid {
+		t.Errorf("chaining another user's task: %v, want invalid", err)
+	}
+	if got, err := w.m.Get(w.ctx, task.ID); err != nil || got.Version != task.Version {
+		t.Errorf("the task changed: %+v %v", got, err)
+	}
+}

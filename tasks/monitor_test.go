@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -97,6 +98,20 @@ func TestIngestedEventWakesMonitor(t *testing.T) {
 	}
 	if len(r.runs(t, gas.ID)) != 0 || len(r.runs(t, pausedOil.ID)) != 0 {
 		t.Error("a monitor of another source, or a paused one, woke")
+	}
+
+	// Another user's event wakes ana's monitor too (the source is the
+	// tenant's) but does not show them ana's run.
+	owned := tasks.NewManager(tasks.Options{Store: r.m.Store(), Log: r.db, Now: r.clock.Now,
+		ManagesAll: func(p vigil.Principal) bool { return p.HasRole("admin") }})
+	bob := vigil.WithPrincipal(context.Background(), vigil.Principal{Tenant: "acme", User: "bob"})
+	r.advance(time.Second)
+	before := len(r.runs(t, oil.ID))
+	if runs, err := owned.Ingest(bob, "oil", json.RawMessage(`{"price": 130}`)); err != nil || len(runs) != 0 {
+		t.Errorf("bob's Ingest(oil) = %+v, %v; want ana's monitor woken, its run not shown", runs, err)
+	}
+	if n := len(r.runs(t, oil.ID)); n != before+1 {
+		t.Errorf("ana's oil monitor has %d runs after bob's event, want %d", n, before+1)
 	}
 	if runs, err := r.m.Ingest(r.ctx, "nobody", json.RawMessage(`1`)); err != nil || len(runs) != 0 {
 		t.Errorf("Ingest of a source nobody listens to: %+v, %v", runs, err)
