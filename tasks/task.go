@@ -130,9 +130,9 @@ type Monitor struct {
 // signed with HMAC-SHA256 under Secret.
 type Webhook struct {
 	URL string `json:"url"`
-	// Secret is the HMAC key. It is stored as given today; encrypting it
-	// at rest belongs to the security work. Task.Redacted removes it from
-	// what the API shows.
+	// Secret is the HMAC key. A Manager with a Sealer stores it sealed
+	// (see Sealer), and the Notifier opens it only to sign; Task.Redacted
+	// removes it from what the API shows.
 	Secret string `json:"secret,omitempty"`
 	// HasSecret is set in redacted copies where Secret was not empty.
 	HasSecret bool `json:"has_secret,omitempty"`

@@ -37,6 +37,11 @@ type NotifierOptions struct {
 	Now func() time.Time
 	// Logger receives failed deliveries; default slog.Default().
 	Logger *slog.Logger
+	// Sealer opens webhook secrets sealed at rest (Options.Sealer of the
+	// Manager that stored them); it must hold the same key. Nil means
+	// secrets are stored in plain text: a sealed one cannot be opened, and
+	// its webhook is not called.
+	Sealer *Sealer
 }
 
 // Notifier POSTs finished runs to their task's webhooks (Spec.Notify),
@@ -44,7 +49,8 @@ type NotifierOptions struct {
 // seconds and HeaderSignature "sha256=" and the hex HMAC-SHA256 under the
 // webhook's secret of the timestamp, a dot and the body
 // (toolsregistry.Sign; toolsregistry.Verify checks it on the receiving
-// side). A webhook without a secret gets no signature. Every POST carries
+// side). A webhook without a secret gets no signature; a sealed secret is
+// opened (NotifierOptions.Sealer) only to sign. Every POST carries
 // the run's idempotency key in HeaderIdempotencyKey. It is safe for
 // concurrent use.
 type Notifier struct {
@@ -52,6 +58,7 @@ type Notifier struct {
 	backoff []time.Duration
 	now     func() time.Time
 	logger  *slog.Logger
+	sealer  *Sealer
 }
 
 // NewNotifier returns a Notifier.
@@ -75,7 +82,7 @@ func NewNotifier(opts NotifierOptions) (*Notifier, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Notifier{client: g.Client(opts.Timeout), backoff: opts.Backoff, now: opts.Now, logger: opts.Logger}, nil
+	return &Notifier{client: g.Client(opts.Timeout), backoff: opts.Backoff, now: opts.Now, logger: opts.Logger, sealer: opts.Sealer}, nil
 }
 
 // Notification is the JSON body of a webhook POST: a finished run.
@@ -117,23 +124,46 @@ func (n *Notifier) Notify(ctx context.Context, hooks []Webhook, note Notificatio
 	}
 	var errs []error
 	for _, h := range hooks {
-		if err := n.deliver(ctx, h, note.IdempotencyKey, body); err != nil {
+		secret, err := n.secret(note.TaskID, h)
+		if err == nil {
+			err = n.deliver(ctx, h.URL, secret, note.IdempotencyKey, body)
+		} else {
+			err = fmt.Errorf("webhook %s: %w", hookHost(h.URL), err)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// deliver POSTs body to h until it is delivered, final, or the retries
-// are spent.
-func (n *Notifier) deliver(ctx context.Context, h Webhook, key string, body []byte) error {
-	host := "webhook"
-	if u, err := url.Parse(h.URL); err == nil {
-		host = u.Host
+// secret returns the key that signs task taskID's POSTs to h: its secret,
+// opened if it is sealed; "" for none.
+func (n *Notifier) secret(taskID string, h Webhook) (string, error) {
+	switch {
+	case !Sealed(h.Secret):
+		return h.Secret, nil
+	case n.sealer == nil:
+		return "", fmt.Errorf("%w: it is sealed and the notifier has no key (NotifierOptions.Sealer)", errOpen)
 	}
+	return n.sealer.Open(taskID, h.URL, h.Secret)
+}
+
+// hookHost is what errors call a webhook: its host, never its full URL.
+func hookHost(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return "webhook"
+}
+
+// deliver POSTs body to target, signed with secret unless it is empty,
+// until it is delivered, final, or the retries are spent.
+func (n *Notifier) deliver(ctx context.Context, target, secret, key string, body []byte) error {
+	host := hookHost(target)
 	var last error
 	for attempt := 0; ; attempt++ {
-		retry, err := n.post(ctx, h, key, body)
+		retry, err := n.post(ctx, target, secret, key, body)
 		if err == nil {
 			return nil
 		}
@@ -151,25 +181,30 @@ func (n *Notifier) deliver(ctx context.Context, h Webhook, key string, body []by
 	}
 }
 
-// post makes one POST and says whether a failure may be retried.
-func (n *Notifier) post(ctx context.Context, h Webhook, key string, body []byte) (retry bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+// post makes one POST and says whether a failure may be retried: not an
+// address the guard refused.
+func (n *Notifier) post(ctx context.Context, target, secret, key string, body []byte) (retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return false, errors.New("invalid URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Vigil/1 (+webhooks)")
 	req.Header.Set(HeaderIdempotencyKey, key)
-	if h.Secret != "" {
+	if secret != "" {
 		ts := strconv.FormatInt(n.now().Unix(), 10)
 		req.Header.Set(toolsregistry.HeaderTimestamp, ts)
-		req.Header.Set(toolsregistry.HeaderSignature, toolsregistry.Sign([]byte(h.Secret), ts, body))
+		req.Header.Set(toolsregistry.HeaderSignature, toolsregistry.Sign([]byte(secret), ts, body))
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // without the URL
+		}
+		var refused *toolsregistry.BlockedError
+		if errors.As(err, &refused) {
+			return false, err // the address will not change its kind
 		}
 		return ctx.Err() == nil, err
 	}
