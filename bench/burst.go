@@ -346,7 +346,7 @@ func Burst(ctx context.Context, st BurstBackend, q tasks.Queue, opts BurstOption
 
 	watch := newBurstWatch(o.Tasks)
 	sched := tasks.NewScheduler(tasks.SchedulerOptions{
-		Store: st, Queue: &watchedQueue{Queue: q, w: watch}, Log: st, Now: schedNow, Logger: logger,
+		Store: st, Queue: watchQueue(q, watch), Log: st, Now: schedNow, Logger: logger,
 		Batch: o.SchedulerBatch, Parallel: o.SchedulerParallel, Tick: o.SchedulerTick,
 	})
 	worker := tasks.NewWorker(tasks.WorkerOptions{
@@ -634,6 +634,33 @@ func (q *watchedQueue) Enqueue(ctx context.Context, item tasks.QueueItem, delay 
 		q.w.enqueue(item.RunID)
 	}
 	return err
+}
+
+// watchedBatchQueue is a watchedQueue on a queue that is a
+// tasks.BatchEnqueuer, and is one too, so that the scheduler batches its
+// enqueues as it would on the queue itself.
+type watchedBatchQueue struct {
+	watchedQueue
+	b tasks.BatchEnqueuer
+}
+
+func (q *watchedBatchQueue) EnqueueBatch(ctx context.Context, items []tasks.QueueItem, delay time.Duration) error {
+	err := q.b.EnqueueBatch(ctx, items, delay)
+	if err == nil {
+		for _, it := range items {
+			q.w.enqueue(it.RunID)
+		}
+	}
+	return err
+}
+
+// watchQueue returns q, telling w of every run enqueued.
+func watchQueue(q tasks.Queue, w *burstWatch) tasks.Queue {
+	wq := watchedQueue{Queue: q, w: w}
+	if b, ok := q.(tasks.BatchEnqueuer); ok {
+		return &watchedBatchQueue{watchedQueue: wq, b: b}
+	}
+	return &wq
 }
 
 // watchedStore is the workers' store: it tells the watch of every run

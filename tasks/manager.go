@@ -30,6 +30,15 @@ type Options struct {
 	// means everyone manages all (no authentication configured). The
 	// permission table lives in auth; cmd wires it here.
 	ManagesAll func(vigil.Principal) bool
+	// ReadsAll reports whether a principal who does not manage all tasks
+	// may still read every task of its tenant and its runs (a viewer); it
+	// changes only its own, and changing another's is vigil.Forbidden.
+	// Nil means nobody beyond ManagesAll.
+	ReadsAll func(vigil.Principal) bool
+	// Sealer, when set, seals every webhook secret before the Store sees
+	// it (see Sealer); the Notifier that signs with them needs the same
+	// key. Nil stores secrets as given.
+	Sealer *Sealer
 }
 
 // Manager carries out the changes users ask for: it validates, applies the
@@ -48,11 +57,13 @@ type Manager struct {
 	now        func() time.Time
 	logger     *slog.Logger
 	managesAll func(vigil.Principal) bool
+	readsAll   func(vigil.Principal) bool
+	sealer     *Sealer
 }
 
 // NewManager returns a Manager.
 func NewManager(opts Options) *Manager {
-	m := &Manager{store: opts.Store, log: opts.Log, now: opts.Now, logger: opts.Logger, managesAll: opts.ManagesAll}
+	m := &Manager{store: opts.Store, log: opts.Log, now: opts.Now, logger: opts.Logger, managesAll: opts.ManagesAll, readsAll: opts.ReadsAll, sealer: opts.Sealer}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -91,7 +102,8 @@ func scope(ctx context.Context, what, id string) (string, error) {
 
 // Create stores s as a new draft task of the request's tenant, owned by
 // the principal's user, with version 1 and a new thread. A draft never
-// fires; Confirm activates it.
+// fires; Confirm activates it. A Store that is a ThreadedCreator stores the
+// task, its thread and its first event in one step.
 func (m *Manager) Create(ctx context.Context, s Spec) (Task, error) {
 	tenant, err := vigil.TenantFrom(ctx)
 	if err != nil {
@@ -110,18 +122,15 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Task, error) {
 	if err := m.checkChain(ctx, tenant, id, s.Then); err != nil {
 		return Task{}, err
 	}
+	s.Notify = m.sealer.mergeHooks(id, s.Notify, nil)
 	th := streams.Thread{ID: vigil.NewID("th_"), Tenant: tenant, Title: s.Title, CreatedAt: now}
-	if err := m.log.CreateThread(ctx, th); err != nil {
-		return Task{}, fmt.Errorf("tasks: create thread: %w", err)
-	}
 	t := Task{
 		ID: id, Tenant: tenant, Owner: p.User, Status: StatusDraft, Version: 1, ThreadID: th.ID,
 		Spec: s, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := m.store.CreateTask(ctx, t); err != nil {
-		return Task{}, fmt.Errorf("tasks: create %s: %w", id, err)
+	if err := m.createThreaded(ctx, th, t); err != nil {
+		return Task{}, err
 	}
-	m.event(ctx, t, "", "", string(StatusDraft))
 	return t, nil
 }
 
@@ -202,28 +211,19 @@ func limit(n int) (int, error) {
 // fired with. For an active task the next fire time is recomputed from the
 // new trigger, counted from now. A webhook given without a secret keeps
 // the secret of the stored webhook with the same URL, so that a client can
-// send back the redacted task it was shown.
+// send back the redacted task it was shown; new secrets are sealed (see
+// Options.Sealer).
 func (m *Manager) Update(ctx context.Context, id string, version int64, s Spec) (Task, error) {
 	tenant, err := scope(ctx, "task", id)
 	if err != nil {
 		return Task{}, err
 	}
-	cur, err := m.view(ctx).Task(ctx, tenant, id)
+	cur, err := m.edit(ctx).Task(ctx, tenant, id)
 	if err != nil {
 		return Task{}, err
 	}
 	s = s.Normalized()
-	for i, h := range s.Notify {
-		if h.Secret != "" {
-			continue
-		}
-		for _, old := range cur.Notify {
-			if old.URL == h.URL {
-				s.Notify[i].Secret = old.Secret
-				break
-			}
-		}
-	}
+	s.Notify = m.sealer.mergeHooks(id, s.Notify, cur.Notify)
 	if err := s.Validate(); err != nil {
 		return Task{}, err
 	}
@@ -342,9 +342,12 @@ func (m *Manager) checkChain(ctx context.Context, tenant, id string, then []stri
 		if next == id {
 			return vigil.FieldError("then", "cycle %s → %s", id, id)
 		}
-		t, err := m.view(ctx).Task(ctx, tenant, next)
-		if vigil.ErrorCode(err) == vigil.NotFound {
+		t, err := m.edit(ctx).Task(ctx, tenant, next)
+		switch vigil.ErrorCode(err) {
+		case vigil.NotFound:
 			return vigil.FieldError(fmt.Sprintf("then.%d", i), "no task %s", next)
+		case vigil.Forbidden: // it may read the task, not start its runs
+			return vigil.FieldError(fmt.Sprintf("then.%d", i), "task %s is another user's", next)
 		}
 		if err != nil {
 			return err
@@ -460,7 +463,7 @@ func (m *Manager) transition(ctx context.Context, id, action string, from, to St
 		return Task{}, err
 	}
 	for range casAttempts {
-		t, err := m.view(ctx).Task(ctx, tenant, id)
+		t, err := m.edit(ctx).Task(ctx, tenant, id)
 		if err != nil {
 			return Task{}, err
 		}
@@ -511,7 +514,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	t, err := m.view(ctx).Task(ctx, tenant, id)
+	t, err := m.edit(ctx).Task(ctx, tenant, id)
 	if err != nil {
 		return err
 	}
@@ -531,7 +534,7 @@ func (m *Manager) RunNow(ctx context.Context, id string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	t, err := m.view(ctx).Task(ctx, tenant, id)
+	t, err := m.edit(ctx).Task(ctx, tenant, id)
 	if err != nil {
 		return Run{}, err
 	}
@@ -568,7 +571,7 @@ func (m *Manager) CancelRun(ctx context.Context, id string) (Run, error) {
 		return Run{}, err
 	}
 	for range casAttempts {
-		r, err := m.view(ctx).Run(ctx, tenant, id)
+		r, err := m.edit(ctx).Run(ctx, tenant, id)
 		if err != nil {
 			return Run{}, err
 		}

@@ -100,7 +100,10 @@ type SchedulerOptions struct {
 	// fires up to a Tick after it is due.
 	Tick time.Duration
 	// Parallel is how many entries of a batch fire at once; default 32.
-	// Entries start in the batch's order, highest priority first.
+	// Entries start in the batch's order, highest priority first. With a
+	// Store that is a BatchStore, a batch is cut into Parallel groups of
+	// consecutive entries instead, which fire at once, each with one store
+	// call per step (see BatchStore).
 	Parallel int
 	// Grace is how late a slot may fire before it counts as missed (the
 	// server was down) and its task's CatchUp policy applies; default 1
@@ -315,11 +318,16 @@ func (s *Scheduler) runOnce(ctx context.Context, now time.Time, keep func() bool
 		rep.Due += len(todo)
 		sem := make(chan struct{}, s.parallel)
 		var wg sync.WaitGroup
-		for _, e := range todo {
+		for _, g := range s.groups(todo) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				r := s.fire(ctx, e, now)
+				var r TickReport
+				if bs, ok := s.store.(BatchStore); ok {
+					r = s.fireGroup(ctx, bs, g, now)
+				} else {
+					r = s.fire(ctx, g[0], now)
+				}
 				mu.Lock()
 				rep.add(r)
 				mu.Unlock()
@@ -333,6 +341,24 @@ func (s *Scheduler) runOnce(ctx context.Context, now time.Time, keep func() bool
 			return rep, nil
 		}
 	}
+}
+
+// groups splits a batch of due entries into the groups that fire at once,
+// in the batch's order: one entry each, or, when the store is a
+// BatchStore, Parallel groups of consecutive entries (fewer when the batch
+// is small), each fired with one call per step.
+func (s *Scheduler) groups(es []ScheduleEntry) [][]ScheduleEntry {
+	size := 1
+	if _, ok := s.store.(BatchStore); ok {
+		size = (len(es) + s.parallel - 1) / s.parallel
+	}
+	gs := make([][]ScheduleEntry, 0, (len(es)+size-1)/size)
+	for len(es) > 0 {
+		n := min(size, len(es))
+		gs = append(gs, es[:n:n])
+		es = es[n:]
+	}
+	return gs
 }
 
 func (r *TickReport) add(o TickReport) {

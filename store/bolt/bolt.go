@@ -41,13 +41,16 @@
 // machine. bbolt's copy-on-write pages and double meta page keep the file
 // consistent across a crash without a recovery step.
 //
-// Concurrent appends share transactions by group commit: the first appender
-// to arrive commits at once, and the appends that arrive while its fsync is
+// Concurrent writes share transactions by group commit: the first writer to
+// arrive commits at once, and the writes that arrive while its fsync is
 // under way are committed together in the next transaction, so throughput
-// grows with the number of appenders while a lone appender waits for nothing
-// but its own fsync. (bbolt's DB.Batch was not used: it delays every batch,
-// a lone append included, by MaxBatchDelay, and re-runs a whole batch when
-// one of its functions fails.)
+// grows with the number of writers while a lone writer waits for nothing
+// but its own fsync. Every write goes this way (appends, threads, tasks,
+// runs, the schedule index, the run queue), so that a request that makes
+// several writes in a row shares each fsync with the other requests' writes
+// rather than waiting for one of its own. (bbolt's DB.Batch was not used: it
+// delays every batch, a lone write included, by MaxBatchDelay, 10ms by
+// default, and re-runs a whole batch when one of its functions fails.)
 //
 // # Retention and followers
 //
@@ -99,10 +102,10 @@ type DB struct {
 	maxLen int
 	now    func() time.Time
 
-	// Group commit: queue holds appends waiting for the next transaction;
-	// busy is true while some appender leads a commit.
+	// Group commit: queue holds writes waiting for the next transaction;
+	// busy is true while some writer leads a commit.
 	mu    sync.Mutex
-	queue []*appendReq
+	queue []*writeReq
 	busy  bool
 
 	waiters   waiters

@@ -18,44 +18,65 @@ import (
 // transaction stays small while appenders queue without bound.
 const maxBatch = 256
 
-// CreateThread implements streams.Log. th.CreatedAt is stored as given.
+// CreateThread implements streams.Log. th.CreatedAt is stored as given. The
+// thread is written by a group commit, in a transaction shared with the
+// writes that arrive meanwhile.
 func (db *DB) CreateThread(ctx context.Context, th streams.Thread) error {
-	if err := ctx.Err(); err != nil {
+	if err := checkThread(th); err != nil {
 		return err
 	}
+	rec, err := json.Marshal(th)
+	if err != nil {
+		return fmt.Errorf("store/bolt: create thread %s: %w", th.ID, err)
+	}
+	err = db.write(ctx, "", func(tx *bbolt.Tx, _ uint64, failed *error) error {
+		ref, err := newThread(tx, th, failed)
+		if ref == nil || err != nil {
+			return err
+		}
+		ref.record = rec
+		return ref.save()
+	})
+	return wrap("create thread", th.ID, err)
+}
+
+// checkThread checks the ids of a thread to create.
+func checkThread(th streams.Thread) error {
 	if !vigil.ValidID(th.Tenant) {
 		return vigil.FieldError("tenant", "invalid tenant id %q", th.Tenant)
 	}
 	if !vigil.ValidID(th.ID) {
 		return vigil.FieldError("id", "invalid thread id %q", th.ID)
 	}
-	rec, err := json.Marshal(th)
+	return nil
+}
+
+// newThread prepares thread th in tx: it returns a reference whose save
+// stores the thread, once the caller has set its record. If the tenant has
+// the thread already, it sets *failed to a vigil.Conflict error and returns
+// nil, having written nothing (the tenant's buckets exist then).
+func newThread(tx *bbolt.Tx, th streams.Thread, failed *error) (*threadRef, error) {
+	tenant, err := tx.Bucket(bucketStreams).CreateBucketIfNotExists([]byte(th.Tenant))
 	if err != nil {
-		return fmt.Errorf("store/bolt: create thread %s: %w", th.ID, err)
+		return nil, err
 	}
-	err = db.bolt.Update(func(tx *bbolt.Tx) error {
-		tenant, err := tx.Bucket(bucketStreams).CreateBucketIfNotExists([]byte(th.Tenant))
-		if err != nil {
-			return err
-		}
-		threads, err := tenant.CreateBucketIfNotExists(bucketThreads)
-		if err != nil {
-			return err
-		}
-		if _, err := tenant.CreateBucketIfNotExists(bucketEvents); err != nil {
-			return err
-		}
-		if threads.Get([]byte(th.ID)) != nil {
-			return vigil.Errorf(vigil.Conflict, "thread %s already exists", th.ID)
-		}
-		num, err := tenant.NextSequence()
-		if err != nil {
-			return err
-		}
-		ref := threadRef{threads: threads, key: []byte(th.ID), num: num, record: rec}
-		return ref.save()
-	})
-	return wrap("create thread", th.ID, err)
+	threads, err := tenant.CreateBucketIfNotExists(bucketThreads)
+	if err != nil {
+		return nil, err
+	}
+	events, err := tenant.CreateBucketIfNotExists(bucketEvents)
+	if err != nil {
+		return nil, err
+	}
+	if threads.Get([]byte(th.ID)) != nil {
+		*failed = vigil.Errorf(vigil.Conflict, "thread %s already exists", th.ID)
+		return nil, nil
+	}
+	num, err := tenant.NextSequence()
+	if err != nil {
+		return nil, err
+	}
+	return &threadRef{threads: threads, events: events, key: []byte(th.ID), num: num}, nil
 }
 
 // Thread implements streams.Log.
@@ -132,19 +153,46 @@ func decodeEvent(thread string, id streams.ID, v []byte) (streams.Event, error) 
 	return ev, nil
 }
 
-// appendReq is one Append waiting for, or carried by, a group commit.
-type appendReq struct {
-	tenant, thread string
-	vals           [][]byte // encoded events
+// writeFunc makes one request's writes in tx; ms is the commit's clock
+// reading in milliseconds. A failure that is the request's own (a missing
+// thread, a conflict) it reports by setting *failed and returning nil,
+// having written nothing, so that the transaction goes on for the requests
+// it shares; a returned error is unexpected and fails the transaction. A
+// writeFunc may run more than once (see commit), and must set its results
+// afresh each time.
+type writeFunc func(tx *bbolt.Tx, ms uint64, failed *error) error
 
-	// Set by the commit that carries the request.
-	ids []streams.ID
+// writeReq is one write waiting for, or carried by, a group commit.
+type writeReq struct {
+	fn   writeFunc
+	wake string // the waitKey whose Tails a successful write wakes, or ""
+
+	// err is set by the commit that carries the request: the failure fn
+	// reported, or the error that failed the request's transaction.
 	err error
 
-	// done is closed when ids and err are set, or when the request is
-	// made the leader of the next commit (lead is then true).
+	// done is closed when err is set, or when the request is made the
+	// leader of the next commit (lead is then true).
 	done chan struct{}
 	lead bool
+}
+
+// write runs fn in a group commit and returns once the transaction that
+// carried it committed (or failed): the failure fn reported, or an
+// unexpected error for the caller to wrap. Once fn is queued it is
+// carried out even if ctx ends, because another writer may already be
+// committing it. wake, if not empty, is the waitKey of the thread whose
+// Tails to wake when the write succeeds.
+func (db *DB) write(ctx context.Context, wake string, fn writeFunc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if db.isClosed() {
+		return errClosed
+	}
+	r := &writeReq{fn: fn, wake: wake, done: make(chan struct{})}
+	db.submit(r)
+	return r.err
 }
 
 // Append implements streams.Log. Events are encoded before the transaction,
@@ -163,25 +211,51 @@ func (db *DB) Append(ctx context.Context, tenant, thread string, evs []streams.E
 		_, err := db.Thread(ctx, tenant, thread)
 		return nil, err
 	}
-	r := &appendReq{tenant: tenant, thread: thread, vals: make([][]byte, len(evs)), done: make(chan struct{})}
+	vals, err := encodeEvents(evs)
+	if err != nil {
+		return nil, wrap("append", thread, err)
+	}
+	var ids []streams.ID
+	err = db.write(ctx, waitKey(tenant, thread), func(tx *bbolt.Tx, ms uint64, failed *error) error {
+		ids = nil
+		ref, err := findThread(tx, tenant, thread)
+		if vigil.ErrorCode(err) == vigil.NotFound {
+			*failed = err
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ids, err = db.appendTo(ref, vals, ms)
+		return err
+	})
+	if err != nil {
+		return nil, wrap("append", thread, err)
+	}
+	return ids, nil
+}
+
+// encodeEvents encodes evs with encodeEvent; an event it refuses is a
+// vigil.Invalid error naming its index.
+func encodeEvents(evs []streams.Event) ([][]byte, error) {
+	vals := make([][]byte, len(evs))
 	for i, ev := range evs {
 		v, err := encodeEvent(ev)
 		if err != nil {
-			return nil, wrap("append", thread, fmt.Errorf("event %d: %w", i, err))
+			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		r.vals[i] = v
+		vals[i] = v
 	}
-	db.submit(r)
-	return r.ids, r.err
+	return vals, nil
 }
 
-// submit queues r and returns when a commit has carried it. The appender
+// submit queues r and returns when a commit has carried it. The writer
 // that finds no commit under way leads: it commits the queue (its own
 // request first) in one transaction, hands the results out, and passes the
 // lead to the first request that queued meanwhile, which commits the next
-// batch. So a lone append never waits for a timer, and appends that arrive
+// batch. So a lone write never waits for a timer, and writes that arrive
 // during one fsync share the next.
-func (db *DB) submit(r *appendReq) {
+func (db *DB) submit(r *writeReq) {
 	db.mu.Lock()
 	db.queue = append(db.queue, r)
 	if db.busy {
@@ -197,7 +271,7 @@ func (db *DB) submit(r *appendReq) {
 	// r leads, and is first in the queue.
 	n := min(len(db.queue), maxBatch)
 	batch := db.queue[:n:n]
-	db.queue = append([]*appendReq(nil), db.queue[n:]...)
+	db.queue = append([]*writeReq(nil), db.queue[n:]...)
 	db.mu.Unlock()
 
 	// The hand-off runs even if the commit panics (and a caller up the
@@ -206,9 +280,9 @@ func (db *DB) submit(r *appendReq) {
 	defer func() {
 		for _, q := range batch {
 			if !committed {
-				q.ids, q.err = nil, errAborted
-			} else if q.err == nil {
-				db.waiters.notify(waitKey(q.tenant, q.thread))
+				q.err = errAborted
+			} else if q.err == nil && q.wake != "" {
+				db.waiters.notify(q.wake)
 			}
 			if q != r {
 				close(q.done)
@@ -228,17 +302,17 @@ func (db *DB) submit(r *appendReq) {
 	committed = true
 }
 
-// errAborted answers the appends of a group commit that panicked.
-var errAborted = errors.New("store/bolt: append: commit aborted by a panic")
+// errAborted answers the writes of a group commit that panicked.
+var errAborted = errors.New("commit aborted by a panic")
 
 // commit writes batch in one transaction. If that transaction fails, each
 // request is retried in its own, so that one bad request fails alone.
-// Requests for missing threads fail without failing the transaction.
-func (db *DB) commit(batch []*appendReq) {
+// Requests that report their own failure do not fail the transaction.
+func (db *DB) commit(batch []*writeReq) {
 	ms := db.nowMs()
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		for _, r := range batch {
-			if err := db.apply(tx, r, ms); err != nil {
+			if err := r.run(tx, ms); err != nil {
 				return err
 			}
 		}
@@ -250,66 +324,62 @@ func (db *DB) commit(batch []*appendReq) {
 	if len(batch) > 1 {
 		for _, r := range batch {
 			err := db.bolt.Update(func(tx *bbolt.Tx) error {
-				return db.apply(tx, r, db.nowMs())
+				return r.run(tx, db.nowMs())
 			})
 			if err != nil {
-				r.ids, r.err = nil, wrap("append", r.thread, err)
+				r.err = err
 			}
 		}
 		return
 	}
-	batch[0].ids, batch[0].err = nil, wrap("append", batch[0].thread, err)
+	batch[0].err = err
 }
 
-// apply writes r's events in tx, assigning their IDs from the thread's state
-// and the clock reading ms, and trims the thread to MaxLen. A missing thread
-// is recorded in r.err and writes nothing; other errors are returned and
-// fail the transaction. apply sets r's results afresh on every call, so a
-// retried transaction leaves the results of the one that committed.
-func (db *DB) apply(tx *bbolt.Tx, r *appendReq, ms uint64) error {
-	r.ids, r.err = nil, nil
-	ref, err := findThread(tx, r.tenant, r.thread)
-	if vigil.ErrorCode(err) == vigil.NotFound {
-		r.err = err
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+// run runs r's writeFunc in tx, recording the failure it reports.
+func (r *writeReq) run(tx *bbolt.Tx, ms uint64) error {
+	var failed error
+	err := r.fn(tx, ms, &failed)
+	r.err = failed
+	return err
+}
+
+// appendTo writes the encoded events vals to the thread ref in tx,
+// assigning their IDs from the thread's state and the clock reading ms,
+// trims the thread to MaxLen, and returns the IDs.
+func (db *DB) appendTo(ref *threadRef, vals [][]byte, ms uint64) ([]streams.ID, error) {
 	// A thread's events go in at the end of its key range and retention
 	// takes them from the front, so full pages waste no space.
 	ref.events.FillPercent = 1
-	ids := make([]streams.ID, len(r.vals))
+	ids := make([]streams.ID, len(vals))
 	id := ref.state.last
-	for i, v := range r.vals {
+	for i, v := range vals {
 		id = streams.After(id, ms)
 		if err := ref.events.Put(eventKey(ref.num, id), v); err != nil {
-			return err
+			return nil, err
 		}
 		ids[i] = id
 	}
 	ref.state.last = id
-	ref.state.count += uint64(len(r.vals))
+	ref.state.count += uint64(len(vals))
 	if ref.state.count > uint64(db.maxLen) {
 		prefix := ref.eventPrefix()
 		c := ref.events.Cursor()
 		for ref.state.count > uint64(db.maxLen) {
 			k, _ := c.Seek(prefix)
 			if k == nil || !bytes.HasPrefix(k, prefix) {
-				return fmt.Errorf("corrupt thread state: count %d, no events left", ref.state.count)
+				return nil, fmt.Errorf("corrupt thread state: count %d, no events left", ref.state.count)
 			}
 			ref.state.trimmed = getID(k[numLen:])
 			if err := c.Delete(); err != nil {
-				return err
+				return nil, err
 			}
 			ref.state.count--
 		}
 	}
 	if err := ref.save(); err != nil {
-		return err
+		return nil, err
 	}
-	r.ids = ids
-	return nil
+	return ids, nil
 }
 
 // nowMs reads the clock in milliseconds since the epoch; a clock before the

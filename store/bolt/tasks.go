@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
 	bbolt "go.etcd.io/bbolt"
 )
@@ -40,15 +42,18 @@ import (
 // that byte order is time order. Ids never contain 0x00, so 0x00 ends
 // an id inside a key.
 //
-// Writes go through bbolt's DB.Batch, so that concurrent writers (the
-// scheduler creating a burst of runs, workers updating them) share
-// transactions and fsyncs; a lone write waits up to bbolt's MaxBatchDelay
-// (10ms) for company. Each write function makes all its checks before its
-// first write and reports an expected failure (not found, conflict) in a
-// variable rather than as its return value, so that one loser of a race
-// does not fail, and re-run, the batch it shares.
+// Writes go through the group commit that appends use (bolt.go, Durability),
+// so that concurrent writers (the scheduler creating a burst of runs,
+// workers updating them, requests creating tasks) share transactions and
+// fsyncs, while a lone write commits at once. Each write function makes all
+// its checks before its first write and reports an expected failure (not
+// found, conflict) in a variable rather than as its return value, so that
+// one loser of a race does not fail, and re-run, the transaction it shares.
 
-var _ tasks.Store = (*DB)(nil)
+var (
+	_ tasks.Store           = (*DB)(nil)
+	_ tasks.ThreadedCreator = (*DB)(nil)
+)
 
 // Bucket names of the tasks domain.
 var (
@@ -190,26 +195,16 @@ func checkIDs(pairs ...string) error {
 	return nil
 }
 
-// batch runs fn in a shared write transaction. fn reports an expected
-// failure by setting *failed (after making no writes) and returning nil; a
-// returned error is unexpected and fails the transaction. fn may run more
-// than once; it must set its results afresh each time.
+// batch runs fn in a shared write transaction, a group commit (see write).
+// fn reports an expected failure by setting *failed (after making no
+// writes) and returning nil; a returned error is unexpected and fails the
+// transaction. fn may run more than once; it must set its results afresh
+// each time.
 func (db *DB) batch(ctx context.Context, op, id string, fn func(tx *bbolt.Tx, failed *error) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if db.isClosed() {
-		return errClosed
-	}
-	var failed error
-	err := db.bolt.Batch(func(tx *bbolt.Tx) error {
-		failed = nil
-		return fn(tx, &failed)
+	err := db.write(ctx, "", func(tx *bbolt.Tx, _ uint64, failed *error) error {
+		return fn(tx, failed)
 	})
-	if err != nil {
-		return wrap(op, id, err)
-	}
-	return failed
+	return wrap(op, id, err)
 }
 
 // view runs fn in a read transaction.
@@ -284,11 +279,78 @@ func (db *DB) CreateTask(ctx context.Context, t tasks.Task) error {
 			*failed = vigil.Errorf(vigil.Conflict, "task %s already exists", t.ID)
 			return nil
 		}
-		if err := b.task.Put([]byte(t.ID), v); err != nil {
+		return putTask(b, t, v)
+	})
+}
+
+// putTask writes the new task t, encoded as v, and its place in the
+// creation order.
+func putTask(b *tenantTx, t tasks.Task, v []byte) error {
+	if err := b.task.Put([]byte(t.ID), v); err != nil {
+		return err
+	}
+	return b.order.Put(orderKey(t.CreatedAt, t.ID), nil)
+}
+
+// CreateThreadedTask implements tasks.ThreadedCreator: one write makes the
+// thread, the task and the event, in a transaction shared with the other
+// writes of its group commit. log must be db itself.
+func (db *DB) CreateThreadedTask(ctx context.Context, log streams.Log, th streams.Thread, t tasks.Task, ev streams.Event) (streams.ID, error) {
+	if own, ok := log.(*DB); !ok || own != db {
+		return streams.ID{}, fmt.Errorf("store/bolt: create task %s: threads in %T: %w", t.ID, log, errors.ErrUnsupported)
+	}
+	if err := checkThread(th); err != nil {
+		return streams.ID{}, err
+	}
+	if err := checkIDs("tenant", t.Tenant, "id", t.ID); err != nil {
+		return streams.ID{}, err
+	}
+	if t.Tenant != th.Tenant || t.ThreadID != th.ID {
+		return streams.ID{}, vigil.FieldError("thread_id", "task %s of %s/%s is not on thread %s/%s", t.ID, t.Tenant, t.ThreadID, th.Tenant, th.ID)
+	}
+	rec, err := json.Marshal(th)
+	if err != nil {
+		return streams.ID{}, fmt.Errorf("store/bolt: create thread %s: %w", th.ID, err)
+	}
+	v, err := encodeTask(t)
+	if err != nil {
+		return streams.ID{}, fmt.Errorf("store/bolt: create task %s: %w", t.ID, err)
+	}
+	vals, err := encodeEvents([]streams.Event{ev})
+	if err != nil {
+		return streams.ID{}, wrap("create task", t.ID, err)
+	}
+	var ids []streams.ID
+	err = db.write(ctx, waitKey(th.Tenant, th.ID), func(tx *bbolt.Tx, ms uint64, failed *error) error {
+		ids = nil
+		// Every check before the first write: the thread's, then the
+		// task's, so that a conflict leaves nothing behind.
+		ref, err := newThread(tx, th, failed)
+		if ref == nil || err != nil {
 			return err
 		}
-		return b.order.Put(orderKey(t.CreatedAt, t.ID), nil)
+		b, err := tenantUpdate(tx, t.Tenant, true)
+		if err != nil {
+			return err
+		}
+		if b.task.Get([]byte(t.ID)) != nil {
+			*failed = vigil.Errorf(vigil.Conflict, "task %s already exists", t.ID)
+			return nil
+		}
+		ref.record = rec
+		if err := ref.save(); err != nil {
+			return err
+		}
+		if err := putTask(b, t, v); err != nil {
+			return err
+		}
+		ids, err = db.appendTo(ref, vals, ms)
+		return err
 	})
+	if err != nil {
+		return streams.ID{}, wrap("create task", t.ID, err)
+	}
+	return ids[0], nil
 }
 
 // Task implements tasks.Store.

@@ -322,21 +322,41 @@ func (l *Log) Task(ctx context.Context, tenant, id string) (tasks.Task, error) {
 	if !vigil.ValidID(tenant) || !vigil.ValidID(id) {
 		return tasks.Task{}, tasksFail(what, taskNotFound(id))
 	}
-	vals, err := l.client.HMGet(ctx, l.tasksBase(tenant)+"task:"+id, "json", "created", "v").Result()
+	vals, err := l.client.HMGet(ctx, l.taskKey(tenant, id), taskFields...).Result()
 	if err != nil {
 		return tasks.Task{}, wrap(what, err)
+	}
+	t, found, err := taskFromFields(vals)
+	switch {
+	case err != nil:
+		return tasks.Task{}, tasksFail(what, err)
+	case !found:
+		return tasks.Task{}, tasksFail(what, taskNotFound(id))
+	}
+	return t, nil
+}
+
+// taskKey returns the key of the tenant's task hash.
+func (l *Log) taskKey(tenant, id string) string { return l.tasksBase(tenant) + "task:" + id }
+
+// taskFields are the fields of a task hash Task reads, in the order
+// taskFromFields takes them.
+var taskFields = []string{"json", "created", "v"}
+
+// taskFromFields rebuilds a task from the HMGET of taskFields; found is
+// false if the hash does not exist.
+func taskFromFields(vals []any) (t tasks.Task, found bool, err error) {
+	if len(vals) != len(taskFields) {
+		return tasks.Task{}, false, fmt.Errorf("unexpected reply %v", vals)
 	}
 	js, ok1 := vals[0].(string)
 	created, ok2 := vals[1].(string)
 	v, ok3 := vals[2].(string)
 	if !ok1 || !ok2 || !ok3 {
-		return tasks.Task{}, tasksFail(what, taskNotFound(id))
+		return tasks.Task{}, false, nil
 	}
-	t, err := decodeTask(js, created, v)
-	if err != nil {
-		return tasks.Task{}, tasksFail(what, err)
-	}
-	return t, nil
+	t, err = decodeTask(js, created, v)
+	return t, err == nil, err
 }
 
 // updateTaskScript replaces a task if its version is the expected one.
@@ -545,16 +565,31 @@ func (l *Log) CreateRun(ctx context.Context, r tasks.Run) error {
 	if err := tasksCheckIDs("tenant", r.Tenant, "id", r.ID, "task_id", r.TaskID); err != nil {
 		return tasksFail(what, err)
 	}
-	js, err := encodeRun(r)
+	keys, args, err := l.createRunCall(r)
 	if err != nil {
 		return tasksFail(what, err)
 	}
+	res, err := createRunScript.Run(ctx, l.client, keys, args...).Result()
+	return createRunResult(r, res, err)
+}
+
+// createRunCall returns createRunScript's keys and arguments for r.
+func (l *Log) createRunCall(r tasks.Run) (keys []string, args []any, err error) {
+	js, err := encodeRun(r)
+	if err != nil {
+		return nil, nil, err
+	}
 	base := l.tasksBase(r.Tenant)
-	key := r.IdempotencyKey()
-	res, err := createRunScript.Run(ctx, l.client,
-		[]string{base + "task:" + r.TaskID, base + "run:" + r.ID, base + "idem:" + r.TaskID, base + "runs:" + r.TaskID},
-		key, r.ID, taskTimeKey(r.CreatedAt)+r.ID, r.TaskID, taskInstant(r.Slot), string(r.Status),
-		r.CreatedAt.Format(time.RFC3339Nano), js).Result()
+	keys = []string{base + "task:" + r.TaskID, base + "run:" + r.ID, base + "idem:" + r.TaskID, base + "runs:" + r.TaskID}
+	args = []any{r.IdempotencyKey(), r.ID, taskTimeKey(r.CreatedAt) + r.ID, r.TaskID, taskInstant(r.Slot), string(r.Status),
+		r.CreatedAt.Format(time.RFC3339Nano), js}
+	return keys, args, nil
+}
+
+// createRunResult reads createRunScript's reply (or error) for r as
+// CreateRun's error.
+func createRunResult(r tasks.Run, res any, err error) error {
+	what := "create run " + r.ID
 	if err != nil {
 		return wrap(what, err)
 	}
@@ -729,15 +764,28 @@ return 1
 // for any). It reports a changed entry as a vigil.Conflict error and
 // returns Redis's errors unwrapped.
 func (l *Log) schedMove(ctx context.Context, member, fromSlot string, to *tasks.ScheduleEntry) error {
+	res, err := schedMoveScript.Run(ctx, l.client, l.schedKeys(), schedMoveArgs(member, fromSlot, to)...).Result()
+	return schedMoveResult(fromSlot, res, err)
+}
+
+// schedMoveArgs returns schedMoveScript's arguments.
+func schedMoveArgs(member, fromSlot string, to *tasks.ScheduleEntry) []any {
 	args := []any{member, fromSlot, "", "", ""}
 	if to != nil {
 		args[2], args[3], args[4] = to.Priority.Rank(), to.Due.UnixMilli(), schedValue(*to)
 	}
-	moved, err := schedMoveScript.Run(ctx, l.client, l.schedKeys(), args...).Int()
+	return args
+}
+
+// schedMoveResult reads schedMoveScript's reply (or error) as schedMove's
+// error.
+func schedMoveResult(fromSlot string, res any, err error) error {
 	if err != nil {
 		return err
 	}
-	if moved == 0 {
+	if moved, ok := res.(int64); !ok {
+		return fmt.Errorf("unexpected script reply %v", res)
+	} else if moved == 0 {
 		return vigil.Errorf(vigil.Conflict, "the schedule entry changed: its slot is no longer %s", fromSlot)
 	}
 	return nil
@@ -766,6 +814,14 @@ func (l *Log) SetNext(ctx context.Context, e tasks.ScheduleEntry) error {
 // AdvanceNext replaces or removes the task's schedule entry with one
 // compare-and-set script on its slot.
 func (l *Log) AdvanceNext(ctx context.Context, from tasks.ScheduleEntry, to *tasks.ScheduleEntry) error {
+	if err := advanceNextCheck(from, to); err != nil {
+		return err
+	}
+	return advanceNextResult(from, l.schedMove(ctx, schedMember(from.Tenant, from.TaskID), taskInstant(from.Slot), to))
+}
+
+// advanceNextCheck returns AdvanceNext's error for arguments it refuses.
+func advanceNextCheck(from tasks.ScheduleEntry, to *tasks.ScheduleEntry) error {
 	what := "advance next of task " + from.TaskID
 	if err := tasksCheckIDs("tenant", from.Tenant, "task_id", from.TaskID); err != nil {
 		return tasksFail(what, err)
@@ -779,7 +835,12 @@ func (l *Log) AdvanceNext(ctx context.Context, from tasks.ScheduleEntry, to *tas
 			return tasksFail(what, err)
 		}
 	}
-	err := l.schedMove(ctx, schedMember(from.Tenant, from.TaskID), taskInstant(from.Slot), to)
+	return nil
+}
+
+// advanceNextResult wraps schedMove's error as AdvanceNext's.
+func advanceNextResult(from tasks.ScheduleEntry, err error) error {
+	what := "advance next of task " + from.TaskID
 	if vigil.ErrorCode(err) == vigil.Conflict {
 		return tasksFail(what, err)
 	}

@@ -1192,3 +1192,208 @@ func testScheduleConcurrentAdvance(t *testing.T, newStore newTasksFunc) {
 		t.Errorf("Due after the race = %v, %v; want exactly one entry", entryKeys(due), err)
 	}
 }
+
+// BatchTasksStore is a tasks.Store with the optional tasks.BatchStore.
+type BatchTasksStore interface {
+	tasks.Store
+	tasks.BatchStore
+}
+
+// TaskBatches runs the conformance suite of tasks.BatchStore: each method
+// answers, element by element, what the single Store call would. newStore
+// is called once per subtest, as for Tasks.
+func TaskBatches(t *testing.T, newStore func(t *testing.T) BatchTasksStore) {
+	t.Run("TaskBatchReadsLikeTask", func(t *testing.T) { testTaskBatch(t, newStore(t)) })
+	t.Run("CreateRunsLikeCreateRun", func(t *testing.T) { testCreateRuns(t, newStore(t)) })
+	t.Run("ConcurrentCreateRunsExactlyOne", func(t *testing.T) { testCreateRunsConcurrent(t, newStore(t)) })
+	t.Run("AdvanceNextBatchLikeAdvanceNext", func(t *testing.T) { testAdvanceNextBatch(t, newStore(t)) })
+}
+
+func testTaskBatch(t *testing.T, s BatchTasksStore) {
+	ctx := t.Context()
+	if got, err := s.TaskBatch(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("TaskBatch(nil) = %d tasks, %v", len(got), err)
+	}
+	a1 := mustCreateTask(t, s, sampleTask("acme", "tsk_1"))
+	a2 := sampleTask("acme", "tsk_2")
+	a2.Status, a2.Priority = tasks.StatusPaused, tasks.PriorityLow
+	mustCreateTask(t, s, a2)
+	b1 := sampleTask("beta", "tsk_1")
+	b1.Title = "beta's"
+	mustCreateTask(t, s, b1)
+	refs := []tasks.TaskRef{
+		{Tenant: "acme", ID: "tsk_2"},
+		{Tenant: "acme", ID: "tsk_missing"},
+		{Tenant: "beta", ID: "tsk_1"},
+		{Tenant: "gamma", ID: "tsk_1"}, // another tenant's id
+		{Tenant: "acme", ID: "bad id!"},
+		{Tenant: "", ID: "tsk_1"},
+		{Tenant: "acme", ID: "tsk_1"},
+		{Tenant: "acme", ID: "tsk_1"}, // twice
+	}
+	got, err := s.TaskBatch(ctx, refs)
+	if err != nil {
+		t.Fatalf("TaskBatch: %v", err)
+	}
+	if len(got) != len(refs) {
+		t.Fatalf("TaskBatch returned %d tasks for %d refs", len(got), len(refs))
+	}
+	want := []tasks.Task{mustGetTask(t, s, "acme", "tsk_2"), {}, mustGetTask(t, s, "beta", "tsk_1"), {}, {}, {},
+		mustGetTask(t, s, "acme", "tsk_1"), mustGetTask(t, s, "acme", "tsk_1")}
+	for i, w := range want {
+		if w.ID == "" {
+			if got[i].ID != "" {
+				t.Errorf("TaskBatch[%d] (%s/%s) = task %s/%s, want none", i, refs[i].Tenant, refs[i].ID, got[i].Tenant, got[i].ID)
+			}
+			continue
+		}
+		checkSame(t, fmt.Sprintf("TaskBatch[%d] (%s/%s)", i, refs[i].Tenant, refs[i].ID), got[i], w)
+	}
+	checkSame(t, "TaskBatch of acme/tsk_1", got[6], a1)
+}
+
+func testCreateRuns(t *testing.T, s BatchTasksStore) {
+	ctx := t.Context()
+	if errs := s.CreateRuns(ctx, nil); len(errs) != 0 {
+		t.Fatalf("CreateRuns(nil) = %v", errs)
+	}
+	mustCreateTask(t, s, sampleTask("acme", "tsk_1"))
+	mustCreateTask(t, s, sampleTask("acme", "tsk_2"))
+	slot := taskBase.Add(time.Hour)
+	taken := mustCreateRun(t, s, sampleRun("acme", "run_taken", "tsk_2", slot.Add(time.Hour)))
+	runs := []tasks.Run{
+		sampleRun("acme", "run_1", "tsk_1", slot),
+		sampleRun("acme", "run_2", "tsk_2", slot),
+		sampleRun("acme", "run_3", "tsk_missing", slot),                // no such task
+		sampleRun("beta", "run_4", "tsk_1", slot),                      // the task is acme's
+		sampleRun("acme", "run_taken", "tsk_1", slot.Add(2*time.Hour)), // the id is taken
+		sampleRun("acme", "run_5", "tsk_2", taken.Slot),                // the slot is taken
+		sampleRun("acme", "bad id!", "tsk_1", slot.Add(3*time.Hour)),   // invalid id
+		sampleRun("acme", "run_6", "tsk_1", slot.Add(4*time.Hour)),
+	}
+	wantCodes := []vigil.Code{"", "", vigil.NotFound, vigil.NotFound, vigil.Conflict, vigil.Conflict, vigil.Invalid, ""}
+	errs := s.CreateRuns(ctx, runs)
+	if len(errs) != len(runs) {
+		t.Fatalf("CreateRuns returned %d errors for %d runs", len(errs), len(runs))
+	}
+	for i, r := range runs {
+		if c := vigil.ErrorCode(errs[i]); c != wantCodes[i] || (wantCodes[i] == "") != (errs[i] == nil) {
+			t.Errorf("CreateRuns[%d] (%s/%s) = %v (code %q), want code %q", i, r.Tenant, r.ID, errs[i], c, wantCodes[i])
+		}
+	}
+	for _, i := range []int{0, 1, 7} {
+		checkSame(t, "run "+runs[i].ID, mustGetRun(t, s, "acme", runs[i].ID), runs[i])
+	}
+	checkSame(t, "the run whose id was taken", mustGetRun(t, s, "acme", "run_taken"), taken)
+	for _, id := range []string{"run_3", "run_5"} {
+		_, err := s.Run(ctx, "acme", id)
+		wantCode(t, err, vigil.NotFound, "Run of a run CreateRuns refused")
+	}
+	_, err := s.Run(ctx, "beta", "run_4")
+	wantCode(t, err, vigil.NotFound, "Run of a run CreateRuns refused")
+
+	// Two runs of one slot in one batch: exactly one is stored.
+	twins := []tasks.Run{sampleRun("acme", "run_7", "tsk_1", slot.Add(5*time.Hour)), sampleRun("acme", "run_8", "tsk_1", slot.Add(5*time.Hour))}
+	errs = s.CreateRuns(ctx, twins)
+	if (errs[0] == nil) == (errs[1] == nil) || vigil.ErrorCode(errs[0]) != vigil.Conflict && vigil.ErrorCode(errs[1]) != vigil.Conflict {
+		t.Errorf("CreateRuns of two runs for one slot = %v, want one nil and one conflict", errs)
+	}
+}
+
+func testCreateRunsConcurrent(t *testing.T, s BatchTasksStore) {
+	mustCreateTask(t, s, sampleTask("acme", "tsk_1"))
+	slot := taskBase.Add(time.Hour)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([][]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.CreateRuns(t.Context(), []tasks.Run{
+				sampleRun("acme", fmt.Sprintf("run_%d", i), "tsk_1", slot),
+				sampleRun("acme", fmt.Sprintf("run_other_%d", i), "tsk_1", slot.Add(time.Duration(i+1)*time.Hour)),
+			})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for i, e := range errs {
+		switch {
+		case e[0] == nil:
+			won++
+		case vigil.ErrorCode(e[0]) != vigil.Conflict:
+			t.Errorf("CreateRuns %d: %v, want nil or conflict", i, e[0])
+		}
+		if e[1] != nil {
+			t.Errorf("CreateRuns %d of its own slot: %v", i, e[1])
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d concurrent CreateRuns of one slot succeeded, want 1", won, n)
+	}
+	page, err := s.ListRuns(t.Context(), "acme", tasks.RunFilter{TaskID: "tsk_1", Limit: 100})
+	if err != nil || len(page.Runs) != n+1 {
+		t.Errorf("ListRuns after the concurrent CreateRuns = %d runs, %v; want %d", len(page.Runs), err, n+1)
+	}
+}
+
+func testAdvanceNextBatch(t *testing.T, s BatchTasksStore) {
+	ctx := t.Context()
+	if errs := s.AdvanceNextBatch(ctx, nil); len(errs) != 0 {
+		t.Fatalf("AdvanceNextBatch(nil) = %v", errs)
+	}
+	var es []tasks.ScheduleEntry
+	for i := range 4 {
+		id := fmt.Sprintf("tsk_%d", i)
+		mustCreateTask(t, s, sampleTask("acme", id))
+		e := entry("acme", id, tasks.PriorityNormal, taskBase.Add(time.Duration(i)*time.Minute))
+		if i < 3 {
+			mustSetNext(t, s, e)
+		}
+		es = append(es, e)
+	}
+	later := func(e tasks.ScheduleEntry) *tasks.ScheduleEntry {
+		n := entry(e.Tenant, e.TaskID, tasks.PriorityHigh, e.Due.Add(time.Hour))
+		return &n
+	}
+	stale := es[1]
+	stale.Slot = stale.Slot.Add(-time.Minute)
+	moves := []tasks.NextMove{
+		{From: es[0], To: later(es[0])}, // advances
+		{From: stale, To: later(es[1])}, // a stale slot
+		{From: es[2], To: nil},          // removes
+		{From: es[3], To: later(es[3])}, // no entry
+		{From: es[1], To: later(es[0])}, // to another task's entry
+		{From: tasks.ScheduleEntry{Tenant: "acme", TaskID: "bad id!", Slot: taskBase}}, // invalid id
+	}
+	wantCodes := []vigil.Code{"", vigil.Conflict, "", vigil.Conflict, vigil.Invalid, vigil.Invalid}
+	errs := s.AdvanceNextBatch(ctx, moves)
+	if len(errs) != len(moves) {
+		t.Fatalf("AdvanceNextBatch returned %d errors for %d moves", len(errs), len(moves))
+	}
+	for i := range moves {
+		if c := vigil.ErrorCode(errs[i]); c != wantCodes[i] || (wantCodes[i] == "") != (errs[i] == nil) {
+			t.Errorf("AdvanceNextBatch[%d] (%s) = %v (code %q), want code %q", i, moves[i].From.TaskID, errs[i], c, wantCodes[i])
+		}
+	}
+	got, err := s.Next(ctx, "acme", "tsk_0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, "advanced entry", got, *later(es[0]))
+	got, err = s.Next(ctx, "acme", "tsk_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, "entry of a stale move", got, es[1])
+	for _, id := range []string{"tsk_2", "tsk_3"} {
+		_, err := s.Next(ctx, "acme", id)
+		wantCode(t, err, vigil.NotFound, "Next of "+id)
+	}
+	due, err := s.Due(ctx, taskBase.Add(24*time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := entryKeys(due); len(keys) != 2 {
+		t.Errorf("Due after the batch = %v, want tsk_0 and tsk_1", keys)
+	}
+}

@@ -1,0 +1,150 @@
+package redis
+
+// This file implements tasks.BatchStore: the scheduler's reads and writes
+// for a group of due entries, each step one pipeline of the commands and
+// scripts the single calls run. Every element is still its own command or
+// script, so it keeps the single call's atomicity, and on a Cluster the
+// pipeline is split by node as any pipeline is.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/tasks"
+)
+
+var _ tasks.BatchStore = (*Log)(nil)
+
+// TaskBatch implements tasks.BatchStore: one pipeline of an HMGET per
+// task, as Task reads it.
+func (l *Log) TaskBatch(ctx context.Context, refs []tasks.TaskRef) ([]tasks.Task, error) {
+	out := make([]tasks.Task, len(refs))
+	cmds := make([]*goredis.SliceCmd, len(refs))
+	pipe := l.client.Pipeline()
+	for i, r := range refs {
+		if vigil.ValidID(r.Tenant) && vigil.ValidID(r.ID) {
+			cmds[i] = pipe.HMGet(ctx, l.taskKey(r.Tenant, r.ID), taskFields...)
+		}
+	}
+	if pipe.Len() == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrap(fmt.Sprintf("read %d tasks", pipe.Len()), err)
+	}
+	for i, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
+		t, found, err := taskFromFields(cmd.Val())
+		if err != nil {
+			return nil, tasksFail("task "+refs[i].ID, err)
+		}
+		if found {
+			out[i] = t
+		}
+	}
+	return out, nil
+}
+
+// CreateRuns implements tasks.BatchStore: one pipeline of createRunScript,
+// the script CreateRun runs.
+func (l *Log) CreateRuns(ctx context.Context, runs []tasks.Run) []error {
+	errs := make([]error, len(runs))
+	calls := make([]scriptCall, 0, len(runs))
+	index := make([]int, 0, len(runs)) // calls[j] creates runs[index[j]]
+	for i, r := range runs {
+		if err := tasksCheckIDs("tenant", r.Tenant, "id", r.ID, "task_id", r.TaskID); err != nil {
+			errs[i] = tasksFail("create run "+r.ID, err)
+			continue
+		}
+		keys, args, err := l.createRunCall(r)
+		if err != nil {
+			errs[i] = tasksFail("create run "+r.ID, err)
+			continue
+		}
+		calls, index = append(calls, scriptCall{keys: keys, args: args}), append(index, i)
+	}
+	for j, res := range l.pipeScript(ctx, createRunScript, calls) {
+		i := index[j]
+		errs[i] = createRunResult(runs[i], res.val, res.err)
+	}
+	return errs
+}
+
+// AdvanceNextBatch implements tasks.BatchStore: one pipeline of
+// schedMoveScript, the script AdvanceNext runs.
+func (l *Log) AdvanceNextBatch(ctx context.Context, moves []tasks.NextMove) []error {
+	errs := make([]error, len(moves))
+	calls := make([]scriptCall, 0, len(moves))
+	index := make([]int, 0, len(moves))
+	keys := l.schedKeys()
+	for i, m := range moves {
+		if err := advanceNextCheck(m.From, m.To); err != nil {
+			errs[i] = err
+			continue
+		}
+		args := schedMoveArgs(schedMember(m.From.Tenant, m.From.TaskID), taskInstant(m.From.Slot), m.To)
+		calls, index = append(calls, scriptCall{keys: keys, args: args}), append(index, i)
+	}
+	for j, res := range l.pipeScript(ctx, schedMoveScript, calls) {
+		i := index[j]
+		errs[i] = advanceNextResult(moves[i].From, schedMoveResult(taskInstant(moves[i].From.Slot), res.val, res.err))
+	}
+	return errs
+}
+
+// scriptCall is one run of a script: its keys and arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// scriptResult is a script's reply, or its error.
+type scriptResult struct {
+	val any
+	err error
+}
+
+// pipeScript runs script once per call in one pipeline (EVALSHA) and
+// returns the results in order. Calls that Redis refused with NOSCRIPT
+// (its script cache was flushed) did not run; they are run again after
+// the script is loaded, so each call runs exactly once.
+func (l *Log) pipeScript(ctx context.Context, script *goredis.Script, calls []scriptCall) []scriptResult {
+	out := make([]scriptResult, len(calls))
+	todo := make([]int, len(calls))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		pipe := l.client.Pipeline()
+		cmds := make([]*goredis.Cmd, len(todo))
+		for j, i := range todo {
+			cmds[j] = script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		_, _ = pipe.Exec(ctx) // each command carries its own error
+		var again []int
+		for j, i := range todo {
+			val, err := cmds[j].Result()
+			if err != nil && attempt == 0 && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+				again = append(again, i)
+				continue
+			}
+			out[i] = scriptResult{val: val, err: err}
+		}
+		if len(again) > 0 {
+			if err := script.Load(ctx, l.client).Err(); err != nil {
+				for _, i := range again {
+					out[i] = scriptResult{err: err}
+				}
+				again = nil
+			}
+		}
+		todo = again
+	}
+	return out
+}

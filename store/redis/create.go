@@ -1,0 +1,119 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
+	"github.com/vigilhq/vigil/tasks"
+)
+
+// This file implements tasks.ThreadedCreator: a new task, its thread and
+// the thread's first event in one script, one round trip, where
+// CreateThread, CreateTask and Append take three.
+//
+// The script touches a thread's keys (hash tag {<tenant>/<thread>}) and a
+// tenant's task keys (hash tag {<tenant>}), which Redis Cluster puts in
+// different slots. It therefore runs only on a single Redis (a
+// *goredis.Client, standalone or through Sentinel); on any other client
+// CreateThreadedTask answers errors.ErrUnsupported and the Manager makes
+// the three writes one by one, each within one slot as before.
+
+var _ tasks.ThreadedCreator = (*Log)(nil)
+
+// createThreadedScript creates a thread, a task and the thread's first
+// event, or nothing.
+//
+// KEYS[1] thread meta, KEYS[2] thread stream, KEYS[3] task hash, KEYS[4]
+// the tenant's order set.
+// ARGV[1] thread created, ARGV[2] thread title, ARGV[3] the clock's
+// milliseconds or "" for the server's clock, ARGV[4] the event's envelope,
+// ARGV[5] the task's order member, ARGV[6] version, ARGV[7] created,
+// ARGV[8] json, ARGV[9..12] status, kind, owner, event.
+// Returns {1, event id}, or {0, 'thread'} or {0, 'task'} for the one that
+// exists already.
+//
+// The stream is new, so the event's ID needs none of the append script's
+// care: it is the first of its millisecond, and one event is far below
+// any MaxLen.
+var createThreadedScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'thread'} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'task'} end
+redis.call('HSET', KEYS[1], 'created', ARGV[1], 'title', ARGV[2])
+local id = '*'
+if ARGV[3] ~= '' then id = ARGV[3] .. '-*' end
+id = redis.call('XADD', KEYS[2], id, 'e', ARGV[4])
+redis.call('HSET', KEYS[3], 'order', ARGV[5], 'v', ARGV[6], 'created', ARGV[7], 'json', ARGV[8],
+  'status', ARGV[9], 'kind', ARGV[10], 'owner', ARGV[11], 'event', ARGV[12])
+redis.call('ZADD', KEYS[4], 0, ARGV[5])
+return {1, id}
+`)
+
+// CreateThreadedTask implements tasks.ThreadedCreator with one script. log
+// must be l itself, and l's client a single Redis (see above).
+func (l *Log) CreateThreadedTask(ctx context.Context, log streams.Log, th streams.Thread, t tasks.Task, ev streams.Event) (streams.ID, error) {
+	what := "create task " + t.ID
+	if own, ok := log.(*Log); !ok || own != l {
+		return streams.ID{}, tasksFail(what, fmt.Errorf("threads in %T: %w", log, errors.ErrUnsupported))
+	}
+	if _, single := l.client.(*goredis.Client); !single {
+		return streams.ID{}, tasksFail(what, fmt.Errorf("%T spans hash slots: %w", l.client, errors.ErrUnsupported))
+	}
+	if err := checkIDs(th.Tenant, th.ID); err != nil {
+		return streams.ID{}, tasksFail(what, err)
+	}
+	if err := tasksCheckIDs("tenant", t.Tenant, "id", t.ID); err != nil {
+		return streams.ID{}, tasksFail(what, err)
+	}
+	if t.Tenant != th.Tenant || t.ThreadID != th.ID {
+		return streams.ID{}, tasksFail(what, vigil.FieldError("thread_id", "task %s of %s/%s is not on thread %s/%s", t.ID, t.Tenant, t.ThreadID, th.Tenant, th.ID))
+	}
+	envelope, err := encode(ev)
+	if err != nil {
+		return streams.ID{}, tasksFail(what, vigil.Errorf(vigil.Invalid, "event (%s): %v", ev.Type, err))
+	}
+	js, err := encodeTask(t)
+	if err != nil {
+		return streams.ID{}, tasksFail(what, err)
+	}
+	ms := ""
+	if l.now != nil {
+		ms = strconv.FormatInt(max(0, l.now().UnixMilli()), 10)
+	}
+	meta, stream := l.keys(th.Tenant, th.ID)
+	base := l.tasksBase(t.Tenant)
+	res, err := createThreadedScript.Run(ctx, l.client,
+		[]string{meta, stream, base + "task:" + t.ID, base + "order"},
+		th.CreatedAt.Format(time.RFC3339Nano), th.Title, ms, envelope,
+		taskTimeKey(t.CreatedAt)+t.ID, t.Version, t.CreatedAt.Format(time.RFC3339Nano), js,
+		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event).Result()
+	if err != nil {
+		return streams.ID{}, wrap(what, err)
+	}
+	vals, code, err := tasksReplyCode(res)
+	if err == nil && len(vals) != 2 {
+		err = fmt.Errorf("unexpected script reply %v", res)
+	}
+	if err != nil {
+		return streams.ID{}, tasksFail(what, err)
+	}
+	reply, _ := vals[1].(string)
+	switch {
+	case code == 1:
+		id, err := streams.ParseID(reply)
+		if err != nil {
+			return streams.ID{}, tasksFail(what, err)
+		}
+		return id, nil
+	case reply == "thread":
+		return streams.ID{}, tasksFail(what, vigil.Errorf(vigil.Conflict, "thread %q exists already", th.ID))
+	default:
+		return streams.ID{}, tasksFail(what, vigil.Errorf(vigil.Conflict, "task %s already exists", t.ID))
+	}
+}

@@ -1,0 +1,261 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigilhq/vigil"
+)
+
+// BatchEnqueuer is an optional capability of a Queue: enqueuing many items
+// in one call. The Scheduler uses it, when its Queue has it, to enqueue the
+// runs it creates for a group of due entries together.
+//
+// EnqueueBatch enqueues every item with the same delay, as that many
+// Enqueue calls would: an item the queue holds already is left as it is.
+// An invalid item fails the whole call with vigil.Invalid before anything
+// is enqueued. Other errors leave it unknown which items were enqueued, so
+// a caller that retries must rely on Enqueue being idempotent. It is safe
+// for concurrent use, like every Queue method.
+type BatchEnqueuer interface {
+	EnqueueBatch(ctx context.Context, items []QueueItem, delay time.Duration) error
+}
+
+// TaskRef names a task of a tenant.
+type TaskRef struct {
+	Tenant, ID string
+}
+
+// NextMove is one AdvanceNext: replace the entry From with To, or remove
+// it when To is nil.
+type NextMove struct {
+	From ScheduleEntry
+	To   *ScheduleEntry
+}
+
+// BatchStore is an optional capability of a Store: the reads and writes
+// the Scheduler makes per due entry, for many entries in one call each, so
+// that a backend across the network answers a group of entries in one
+// round trip per step rather than one per entry. The Scheduler uses it
+// when its Store has it. store/storetest.TaskBatches is its conformance
+// suite.
+//
+// Every method does what the same Store method would for each element, on
+// its own: each element keeps the atomicity and the compare-and-set rules
+// of its single call (of two CreateRuns with one idempotency key, in one
+// batch or in two, exactly one succeeds), but a batch as a whole is not
+// atomic. Errors are per element, in the order of the input, with the
+// vigil codes the single call would give; a backend failure may fail
+// every element. Implementations are safe for concurrent use.
+type BatchStore interface {
+	// TaskBatch returns the tasks refs name, in the order of refs. A task
+	// that does not exist, or whose ids are invalid, reads as the zero
+	// Task (ID ""), where Task would answer vigil.NotFound. The error is a
+	// failure to read: then no task is returned.
+	TaskBatch(ctx context.Context, refs []TaskRef) ([]Task, error)
+
+	// CreateRuns stores runs as that many CreateRun calls would and
+	// returns what each returned: nil, vigil.NotFound (the task is
+	// missing), vigil.Conflict (the id or the idempotency key is taken),
+	// vigil.Invalid, or a backend failure.
+	CreateRuns(ctx context.Context, runs []Run) []error
+
+	// AdvanceNextBatch makes the moves as that many AdvanceNext calls
+	// would and returns what each returned.
+	AdvanceNextBatch(ctx context.Context, moves []NextMove) []error
+}
+
+// firing is one due entry of a group the Scheduler fires together: what
+// fire would do for it, step by step.
+type firing struct {
+	e    ScheduleEntry
+	t    Task
+	rep  TickReport
+	run  *Run      // the run to create, if the entry fires one
+	move *NextMove // the AdvanceNext to make last, if any
+	// queued is set once the run is stored and must be enqueued: a new run
+	// (created), or a run of the slot found still queued (a repair).
+	queued, created bool
+	failed          bool // the entry met an error: nothing more is done
+}
+
+// fireGroup handles the due entries es as fire would handle each, with
+// one call per step for the whole group: TaskBatch, CreateRuns, an
+// enqueue (one EnqueueBatch when the queue has it), then the task_status
+// events, then AdvanceNextBatch. The steps keep fire's order, so the crash
+// repair fire relies on holds: an entry advances only after its run is
+// stored and enqueued. If TaskBatch fails, each entry is fired on its own.
+func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleEntry, now time.Time) TickReport {
+	fs := make([]firing, len(es))
+	refs := make([]TaskRef, len(es))
+	for i, e := range es {
+		fs[i].e = e
+		refs[i] = TaskRef{Tenant: e.Tenant, ID: e.TaskID}
+	}
+	ts, err := bs.TaskBatch(ctx, refs)
+	if err == nil && len(ts) != len(es) {
+		err = fmt.Errorf("tasks: TaskBatch returned %d tasks for %d refs", len(ts), len(es))
+	}
+	if err != nil {
+		// One unreadable task (a corrupt record) must not hold back the
+		// others: fire each entry on its own, which reads its task alone.
+		s.logger.WarnContext(ctx, "tasks: scheduler batch read failed; firing its entries one by one", "entries", len(es), "err", err)
+		var rep TickReport
+		for _, e := range es {
+			rep.add(s.fire(ctx, e, now))
+		}
+		return rep
+	}
+	for i := range fs {
+		fs[i].t = ts[i]
+		s.plan(&fs[i], now)
+	}
+	s.createRuns(ctx, bs, fs)
+	s.enqueueRuns(ctx, fs)
+	for i := range fs {
+		f := &fs[i]
+		if f.failed || !f.created {
+			continue
+		}
+		f.rep.Fired, f.rep.MaxLag = 1, max(now.Sub(f.run.Due), 0)
+		s.obs.Fired(itemOf(*f.run).Priority, f.rep.MaxLag)
+		thread{log: s.log, logger: s.logger, now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID}.
+			status(ctx, "", RunQueued)
+	}
+	var moves []NextMove
+	var movers []*firing
+	for i := range fs {
+		if f := &fs[i]; !f.failed && f.move != nil {
+			moves, movers = append(moves, *f.move), append(movers, f)
+		}
+	}
+	if len(moves) > 0 {
+		errs := bs.AdvanceNextBatch(ctx, moves)
+		for i, f := range movers {
+			var err error
+			if i < len(errs) {
+				err = errs[i]
+			} else {
+				err = fmt.Errorf("tasks: AdvanceNextBatch returned %d errors for %d moves", len(errs), len(moves))
+			}
+			if err != nil {
+				s.failEntry(ctx, f, "advance", err)
+			}
+		}
+	}
+	var rep TickReport
+	for i := range fs {
+		rep.add(fs[i].rep)
+	}
+	return rep
+}
+
+// failEntry is fire's fail for an entry of a group: it logs err and marks
+// f failed (Failed 1, nothing more done), except for a lost AdvanceNext,
+// where the user's change stands and f's outcome is kept, as in fire.
+func (s *Scheduler) failEntry(ctx context.Context, f *firing, what string, err error) TickReport {
+	if vigil.ErrorCode(err) == vigil.Conflict && what == "advance" {
+		return f.rep
+	}
+	s.logger.ErrorContext(ctx, "tasks: scheduler entry failed", "tenant", f.e.Tenant, "task", f.e.TaskID, "slot", f.e.Slot, "op", what, "err", err)
+	f.failed, f.rep = true, TickReport{Failed: 1}
+	return f.rep
+}
+
+// plan decides, from f's task read already, what fire would do for f's
+// entry: the run to create and the move to make, or only the move.
+func (s *Scheduler) plan(f *firing, now time.Time) {
+	e, t := f.e, f.t
+	if t.ID == "" || t.Status != StatusActive {
+		f.move, f.rep = &NextMove{From: e}, TickReport{Dropped: 1} // see fire
+		return
+	}
+	trig := t.Trigger
+	if !isSlot(trig, e.Slot) {
+		f.move, f.rep = &NextMove{From: e, To: entryAfter(t, now)}, TickReport{Moved: 1}
+		return
+	}
+	last, ok := latestDue(t, e.Slot, now)
+	if !ok {
+		to := entryFor(t, e.Slot)
+		f.move, f.rep = &NextMove{From: e, To: &to}, TickReport{Moved: 1}
+		return
+	}
+	f.move = &NextMove{From: e, To: entryAfter(t, last)}
+	due := trig.DueAt(t.ID, last)
+	if now.Sub(due) > s.grace && t.CatchUp == CatchUpSkip {
+		f.rep.Skipped = 1
+		return
+	}
+	f.run = &Run{
+		ID: scheduledRunID(t.Tenant, t.ID, last), Tenant: t.Tenant, TaskID: t.ID, TaskVersion: t.Version, Spec: t.Spec,
+		Slot: last, Due: due, Cause: CauseSchedule, Status: RunQueued, CreatedAt: now, UpdatedAt: now,
+	}
+}
+
+// createRuns stores the runs of fs in one CreateRuns, and handles a slot
+// that has a run already as createQueued does: a duplicate, whose run is
+// enqueued again if it is still queued (a crash between CreateRun and
+// Enqueue).
+func (s *Scheduler) createRuns(ctx context.Context, bs BatchStore, fs []firing) {
+	var runs []Run
+	var owners []*firing
+	for i := range fs {
+		if f := &fs[i]; !f.failed && f.run != nil {
+			runs, owners = append(runs, *f.run), append(owners, f)
+		}
+	}
+	if len(runs) == 0 {
+		return
+	}
+	errs := bs.CreateRuns(ctx, runs)
+	for i, f := range owners {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		} else {
+			err = fmt.Errorf("tasks: CreateRuns returned %d errors for %d runs", len(errs), len(runs))
+		}
+		switch {
+		case err == nil:
+			f.queued, f.created = true, true
+		case vigil.ErrorCode(err) == vigil.Conflict:
+			f.rep.Duplicates = 1
+			if cur, gerr := s.store.Run(ctx, f.run.Tenant, f.run.ID); gerr == nil && cur.Status == RunQueued {
+				f.run, f.queued = &cur, true
+			}
+		default:
+			s.failEntry(ctx, f, "create run", err)
+		}
+	}
+}
+
+// enqueueRuns enqueues the runs of fs to be queued: in one EnqueueBatch
+// when the queue has it, else one Enqueue each. An entry whose run is not
+// enqueued fails, as in fire.
+func (s *Scheduler) enqueueRuns(ctx context.Context, fs []firing) {
+	var items []QueueItem
+	var owners []*firing
+	for i := range fs {
+		if f := &fs[i]; !f.failed && f.queued {
+			items, owners = append(items, itemOf(*f.run)), append(owners, f)
+		}
+	}
+	if len(items) == 0 {
+		return
+	}
+	if bq, ok := s.queue.(BatchEnqueuer); ok {
+		if err := bq.EnqueueBatch(ctx, items, 0); err != nil {
+			for _, f := range owners {
+				s.failEntry(ctx, f, "create run", fmt.Errorf("tasks: enqueue run %s: %w", f.run.ID, err))
+			}
+		}
+		return
+	}
+	for i, f := range owners {
+		if err := s.queue.Enqueue(ctx, items[i], 0); err != nil {
+			s.failEntry(ctx, f, "create run", fmt.Errorf("tasks: enqueue run %s: %w", f.run.ID, err))
+		}
+	}
+}
