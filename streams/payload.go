@@ -152,6 +152,7 @@ type TaskStatus struct {
 	RunID  string `json:"run_id,omitempty" jsonschema:"pattern=^[A-Za-z0-9_.-]+$,maxLength=128" jsonschema_description:"The run, when a run changed state."`
 	From   string `json:"from,omitempty" jsonschema:"pattern=^[a-z][a-z_]*$" jsonschema_description:"The previous state; absent for a new task or run. Task states: draft, active, paused, archived. Run states: queued, running, succeeded, failed, retrying, waiting_input, cancelled."`
 	To     string `json:"to" jsonschema:"pattern=^[a-z][a-z_]*$" jsonschema_description:"The new state."`
+	Detail string `json:"detail,omitempty" jsonschema:"maxLength=500" jsonschema_description:"Why, when the change needs a word; a run that stays queued because its tenant is at its limit of concurrent runs says so here, with from and to both queued."`
 }
 
 // Media events (image, audio, file) carry their content either by reference,

@@ -112,6 +112,15 @@ func (th thread) emit(ctx context.Context, ps ...streams.Payload) error {
 	return err
 }
 
+// waiting appends a task_status event that the run stays queued, and why.
+// Like status, it logs a failure rather than returning it.
+func (th thread) waiting(ctx context.Context, why string) {
+	err := th.emit(ctx, streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, From: string(RunQueued), To: string(RunQueued), Detail: "waiting: " + why})
+	if err != nil {
+		th.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "err", err)
+	}
+}
+
 // status appends a task_status event for the run going from → to, logging
 // a failure rather than returning it (the change is stored already).
 func (th thread) status(ctx context.Context, from, to RunStatus) {

@@ -126,6 +126,7 @@ type Worker struct {
 	sem      chan struct{}
 	tenMu    sync.Mutex
 	tenants  map[string]int
+	waited   map[string]struct{} // tenant/run said to wait; under tenMu
 	running  sync.WaitGroup
 	stopping chan struct{}
 	loopDone chan struct{}
@@ -145,7 +146,7 @@ func NewWorker(opts WorkerOptions) *Worker {
 		id: opts.ID, conc: opts.Concurrency, tenCap: opts.TenantConcurrency, tenWait: opts.TenantWait,
 		lease: opts.Lease, retry: opts.Retry.withDefaults(), maxDeliv: opts.MaxDeliveries,
 		maxChain: opts.MaxChainDepth, grace: opts.StopGrace, now: opts.Now, logger: opts.Logger, obs: opts.Observer,
-		tenants: map[string]int{}, stopping: make(chan struct{}), loopDone: make(chan struct{}),
+		tenants: map[string]int{}, waited: map[string]struct{}{}, stopping: make(chan struct{}), loopDone: make(chan struct{}),
 	}
 	if w.id == "" {
 		w.id = vigil.NewID("wrk_")
@@ -333,10 +334,12 @@ func (w *Worker) handle(c Claim) {
 	if !w.takeTenant(c.Tenant) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(w.hard), 5*time.Second)
 		defer cancel()
+		w.sayWaiting(ctx, c)
 		_ = w.queue.Release(ctx, c, w.tenWait)
 		return
 	}
 	defer w.doneTenant(c.Tenant)
+	w.startedWaiting(c)
 
 	ctx, cancel := context.WithCancel(w.runs)
 	defer cancel()
@@ -378,6 +381,50 @@ func (w *Worker) takeTenant(tenant string) bool {
 	}
 	w.tenants[tenant]++
 	return true
+}
+
+// maxWaited bounds the runs a worker remembers having said are waiting;
+// past it, it forgets them all, and a run still waiting may say so again.
+const maxWaited = 4096
+
+// sayWaiting appends to the thread of c's task that its run waits for its
+// tenant's other runs: once per run and worker, however often the run is
+// turned away. The run is forgotten once this worker starts it.
+func (w *Worker) sayWaiting(ctx context.Context, c Claim) {
+	key := c.Tenant + "/" + c.RunID
+	w.tenMu.Lock()
+	_, said := w.waited[key]
+	if !said {
+		if len(w.waited) >= maxWaited {
+			clear(w.waited)
+		}
+		w.waited[key] = struct{}{}
+	}
+	w.tenMu.Unlock()
+	if said {
+		return
+	}
+	r, err := w.store.Run(ctx, c.Tenant, c.RunID)
+	if err != nil || r.Status != RunQueued {
+		return
+	}
+	t, err := w.store.Task(ctx, r.Tenant, r.TaskID)
+	if err != nil {
+		return
+	}
+	th := thread{log: w.log, logger: w.logger, now: w.now, tenant: r.Tenant, id: t.ThreadID, taskID: r.TaskID, runID: r.ID}
+	runs := "runs"
+	if w.tenCap == 1 {
+		runs = "run"
+	}
+	th.waiting(vigil.WithTraceID(ctx, RunTraceID(r.ID)), fmt.Sprintf("tenant %s is at its limit of %d concurrent %s", r.Tenant, w.tenCap, runs))
+}
+
+// startedWaiting forgets that the run of c was said to wait.
+func (w *Worker) startedWaiting(c Claim) {
+	w.tenMu.Lock()
+	delete(w.waited, c.Tenant+"/"+c.RunID)
+	w.tenMu.Unlock()
 }
 
 func (w *Worker) doneTenant(tenant string) {

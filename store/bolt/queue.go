@@ -20,19 +20,46 @@ import (
 // under one more top-level bucket, beside the runs they name:
 //
 //	queue/
-//	  item/    key: tenant + 0x00 + run id; value: JSON of queueItem (the
-//	           item's priority, state, ready time, lease)
-//	  ready/   key: priority rank (1 byte) + ready time (8) + sequence (8)
-//	           + tenant + 0x00 + run id; value: empty. Ready and delayed
-//	           items: Claim reads each rank from its start and stops at the
-//	           first item not ready yet, so this one index gives priority
-//	           order, FIFO within a priority, and the next delay to run out.
-//	  lease/   key: lease expiry (8) + tenant + 0x00 + run id; value:
-//	           empty. Leased items, soonest expiry first, for Reclaim.
+//	  item/     key: tenant + 0x00 + run id; value: JSON of queueItem (the
+//	            item's priority, state, turn or ready time, lease)
+//	  turns/    key: priority rank (1 byte) + turn (8) + sequence (8) +
+//	            tenant + 0x00 + run id; value: empty. Ready items: Claim
+//	            reads each rank from its start, so this index gives
+//	            priority order and, within a priority, tenants in turns.
+//	  delayed/  key: ready time (8) + sequence (8) + rank (1) + tenant +
+//	            0x00 + run id; value: empty. Delayed items, soonest first.
+//	  clock/    key: rank (1 byte); value: the rank's virtual time, the
+//	            turn of the item Claim took last (8). key: rank + tenant;
+//	            value: the tenant's last turn at that rank (8), while one
+//	            of its ready items has it.
+//	  lease/    key: lease expiry (8) + tenant + 0x00 + run id; value:
+//	            empty. Leased items, soonest expiry first, for Reclaim.
+//
+// # Turns
+//
+// Tenants take turns by start-time fair queuing with a unit cost per run:
+// an item that becomes ready gets the turn max(V, F) + 1, where V is its
+// rank's virtual time and F the last turn given to its tenant, and Claim
+// takes the lowest turns first (ties by sequence, the order they became
+// ready). So a tenant's ready items have consecutive turns in the order
+// they became ready, and a tenant with nothing ready that enqueues one
+// item gets V + 1: it comes after at most one item of each tenant that
+// has a backlog, however long that backlog is. Claim sets V to the turn
+// it took, and drops a tenant's F once its last turn is taken.
+//
+// A delayed item moves to turns/ when its ready time has come and a
+// transaction looks: Claim, and any Enqueue, Release or Recover, which
+// first move the due delayed items (soonest first, at most promoteBudget
+// at a time), so that turns keep the order in which items became ready.
 //
 // Times are Unix nanoseconds with the sign bit flipped, big-endian (see
 // putTime); the sequence, from the item bucket's sequence, orders items
 // that became ready in the same nanosecond.
+//
+// Files written before turns existed keep ready and delayed items in one
+// index, queue/ready/ (rank + ready time + sequence + id); the first write
+// transaction moves its keys to delayed/, from which the next look makes
+// the due ones ready.
 //
 // Claim and Reclaim write in their own transaction (bbolt's Update), so
 // that a claiming worker never waits for the batch delay; Enqueue, Ack,
@@ -42,11 +69,19 @@ var _ tasks.Queue = (*Queue)(nil)
 
 // Bucket names of the queue.
 var (
-	bucketQueue      = []byte("queue")
-	bucketQueueItem  = []byte("item")
+	bucketQueue        = []byte("queue")
+	bucketQueueItem    = []byte("item")
+	bucketQueueTurns   = []byte("turns")
+	bucketQueueDelayed = []byte("delayed")
+	bucketQueueClock   = []byte("clock")
+	bucketQueueLease   = []byte("lease")
+	// bucketQueueReady is the index of files written before turns: see
+	// migrateReady.
 	bucketQueueReady = []byte("ready")
-	bucketQueueLease = []byte("lease")
 )
+
+// promoteBudget bounds the delayed items one transaction makes ready.
+const promoteBudget = 1000
 
 // QueueOptions configure a Queue. The zero value means defaults.
 type QueueOptions struct {
@@ -100,9 +135,11 @@ func (q *Queue) waitSignal() <-chan struct{} {
 type queueItem struct {
 	Priority tasks.Priority `json:"p"`
 	// Ready is when the item is or was ready (nanoseconds), and Seq its
-	// sequence in ready/, while it is not leased.
+	// sequence in turns/ or delayed/, while it is not leased. Turn is its
+	// turn while it is ready (in turns/, never 0); 0 while it is delayed.
 	Ready int64  `json:"ready,omitempty"`
 	Seq   uint64 `json:"seq,omitempty"`
+	Turn  uint64 `json:"turn,omitempty"`
 	// Token, Worker and Until (nanoseconds) describe the lease, when the
 	// item is leased.
 	Token      string `json:"token,omitempty"`
@@ -114,30 +151,57 @@ type queueItem struct {
 func (it queueItem) leased() bool { return it.Token != "" }
 
 // queueTx is the queue's buckets in a transaction.
-type queueTx struct{ item, ready, lease *bbolt.Bucket }
+type queueTx struct{ item, turns, delayed, clock, lease *bbolt.Bucket }
 
-// queueBuckets returns the queue's buckets, creating them in a write
+// queueBuckets returns the queue's buckets, creating them (and moving the
+// keys of a file written before turns, see migrateReady) in a write
 // transaction; in a read transaction before the first write it returns
 // nil.
 func queueBuckets(tx *bbolt.Tx) (*queueTx, error) {
+	names := [][]byte{bucketQueueItem, bucketQueueTurns, bucketQueueDelayed, bucketQueueClock, bucketQueueLease}
+	var b [5]*bbolt.Bucket
 	if !tx.Writable() {
 		root := tx.Bucket(bucketQueue)
-		if root == nil {
+		if root == nil || root.Bucket(bucketQueueTurns) == nil {
 			return nil, nil
 		}
-		return &queueTx{root.Bucket(bucketQueueItem), root.Bucket(bucketQueueReady), root.Bucket(bucketQueueLease)}, nil
+		for i, name := range names {
+			b[i] = root.Bucket(name)
+		}
+		return &queueTx{b[0], b[1], b[2], b[3], b[4]}, nil
 	}
 	root, err := tx.CreateBucketIfNotExists(bucketQueue)
 	if err != nil {
 		return nil, err
 	}
-	var b [3]*bbolt.Bucket
-	for i, name := range [][]byte{bucketQueueItem, bucketQueueReady, bucketQueueLease} {
+	for i, name := range names {
 		if b[i], err = root.CreateBucketIfNotExists(name); err != nil {
 			return nil, err
 		}
 	}
-	return &queueTx{b[0], b[1], b[2]}, nil
+	qt := &queueTx{b[0], b[1], b[2], b[3], b[4]}
+	if old := root.Bucket(bucketQueueReady); old != nil {
+		if err := qt.migrateReady(old); err != nil {
+			return nil, err
+		}
+		if err := root.DeleteBucket(bucketQueueReady); err != nil {
+			return nil, err
+		}
+	}
+	return qt, nil
+}
+
+// migrateReady moves the keys of old, the ready/ index of a file written
+// before turns (rank + ready time + sequence + id, ready and delayed items
+// alike), to delayed/. Their records, without a turn, already read as
+// delayed; the next look makes the due ones ready in ready-time order.
+func (b *queueTx) migrateReady(old *bbolt.Bucket) error {
+	return old.ForEach(func(k, _ []byte) error {
+		if len(k) < 18 {
+			return fmt.Errorf("corrupt ready key %x", k)
+		}
+		return b.delayed.Put(delayedKey(keyTime(k[1:9]), binary.BigEndian.Uint64(k[9:17]), int(k[0]), k[17:]), nil)
+	})
 }
 
 func itemKey(tenant, runID string) []byte {
@@ -147,12 +211,26 @@ func itemKey(tenant, runID string) []byte {
 	return append(k, runID...)
 }
 
-func readyKey(rank int, ready int64, seq uint64, id []byte) []byte {
+func turnKey(rank int, turn, seq uint64, id []byte) []byte {
 	k := make([]byte, 17, 17+len(id))
 	k[0] = byte(rank)
-	binary.BigEndian.PutUint64(k[1:], uint64(ready)^(1<<63))
+	binary.BigEndian.PutUint64(k[1:], turn)
 	binary.BigEndian.PutUint64(k[9:], seq)
 	return append(k, id...)
+}
+
+func delayedKey(ready int64, seq uint64, rank int, id []byte) []byte {
+	k := make([]byte, 17, 17+len(id))
+	binary.BigEndian.PutUint64(k, uint64(ready)^(1<<63))
+	binary.BigEndian.PutUint64(k[8:], seq)
+	k[16] = byte(rank)
+	return append(k, id...)
+}
+
+// clockKey is the key in clock/ of rank's virtual time (tenant empty) or
+// of tenant's last turn at rank.
+func clockKey(rank int, tenant []byte) []byte {
+	return append([]byte{byte(rank)}, tenant...)
 }
 
 func leaseKey(until int64, id []byte) []byte {
@@ -183,32 +261,121 @@ func (b *queueTx) put(id []byte, it queueItem) error {
 	return b.item.Put(id, v)
 }
 
-// unindex removes it's key from ready/ or lease/.
+// unindex removes it's key from turns/, delayed/ or lease/.
 func (b *queueTx) unindex(id []byte, it queueItem) error {
-	if it.leased() {
+	switch {
+	case it.leased():
 		return b.lease.Delete(leaseKey(it.Until, id))
+	case it.Turn != 0:
+		return b.turns.Delete(turnKey(it.Priority.Rank(), it.Turn, it.Seq, id))
+	default:
+		return b.delayed.Delete(delayedKey(it.Ready, it.Seq, it.Priority.Rank(), id))
 	}
-	return b.ready.Delete(readyKey(it.Priority.Rank(), it.Ready, it.Seq, id))
 }
 
-// makeReady stores it as ready at ready (nanoseconds), not leased.
-func (b *queueTx) makeReady(id []byte, it queueItem, ready int64) error {
+// makeReady stores it, not leased, as ready at ready (nanoseconds): in its
+// tenant's turn if ready is not after now, else delayed. Callers promote
+// the due delayed items first, so that turns follow ready times.
+func (b *queueTx) makeReady(id []byte, it queueItem, ready, now int64) error {
 	seq, err := b.item.NextSequence()
 	if err != nil {
 		return err
 	}
-	it.Ready, it.Seq = ready, seq
+	it.Ready, it.Seq, it.Turn = ready, seq, 0
 	it.Token, it.Worker, it.Until, it.Deliveries = "", "", 0, 0
+	rank := it.Priority.Rank()
+	if ready > now {
+		if err := b.put(id, it); err != nil {
+			return err
+		}
+		return b.delayed.Put(delayedKey(ready, seq, rank, id), nil)
+	}
+	tenant, _, _ := bytes.Cut(id, []byte{0})
+	it.Turn = max(b.clockAt(rank, nil), b.clockAt(rank, tenant)) + 1
+	if err := b.setClock(rank, tenant, it.Turn); err != nil {
+		return err
+	}
 	if err := b.put(id, it); err != nil {
 		return err
 	}
-	return b.ready.Put(readyKey(it.Priority.Rank(), ready, seq, id), nil)
+	return b.turns.Put(turnKey(rank, it.Turn, seq, id), nil)
+}
+
+// clockAt returns rank's virtual time (tenant nil) or tenant's last turn
+// at rank; 0 if none is stored.
+func (b *queueTx) clockAt(rank int, tenant []byte) uint64 {
+	v := b.clock.Get(clockKey(rank, tenant))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (b *queueTx) setClock(rank int, tenant []byte, turn uint64) error {
+	return b.clock.Put(clockKey(rank, tenant), binary.BigEndian.AppendUint64(nil, turn))
+}
+
+// took records that Claim took the item of tenant at rank with turn:
+// the rank's virtual time moves to turn, and the tenant's last turn is
+// dropped once it is taken.
+func (b *queueTx) took(rank int, tenant []byte, turn uint64) error {
+	if turn > b.clockAt(rank, nil) {
+		if err := b.setClock(rank, nil, turn); err != nil {
+			return err
+		}
+	}
+	if b.clockAt(rank, tenant) <= turn {
+		return b.clock.Delete(clockKey(rank, tenant))
+	}
+	return nil
+}
+
+// promote makes the delayed items due at now ready, soonest first, at
+// most promoteBudget of them. It returns the ready time of the first item
+// still delayed, now if due items are left, 0 if none is delayed.
+func (b *queueTx) promote(now int64) (int64, error) {
+	var keys [][]byte
+	c := b.delayed.Cursor()
+	k, _ := c.First()
+	for ; k != nil; k, _ = c.Next() {
+		if len(k) < 18 {
+			return 0, fmt.Errorf("corrupt delayed key %x", k)
+		}
+		if keyTime(k[:8]) > now {
+			break
+		}
+		if len(keys) == promoteBudget {
+			break
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	var next int64
+	if k != nil {
+		next = min(keyTime(k[:8]), now)
+	}
+	for _, k := range keys {
+		id := k[17:]
+		if err := b.delayed.Delete(k); err != nil {
+			return 0, err
+		}
+		it, ok, err := b.get(id)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || it.leased() || it.Turn != 0 {
+			continue // a stray key: the record knows better
+		}
+		if err := b.makeReady(id, it, it.Ready, now); err != nil {
+			return 0, err
+		}
+	}
+	return next, nil
 }
 
 // lease leases it to worker until until and returns the claim.
 func (b *queueTx) leaseTo(id []byte, it queueItem, worker string, until time.Time) (tasks.Claim, error) {
 	it.Token, it.Worker, it.Until, it.Deliveries = newToken(), worker, until.UnixNano(), it.Deliveries+1
-	it.Ready, it.Seq = 0, 0
+	it.Ready, it.Seq, it.Turn = 0, 0, 0
 	if err := b.put(id, it); err != nil {
 		return tasks.Claim{}, err
 	}
@@ -262,7 +429,8 @@ func (q *Queue) Enqueue(ctx context.Context, item tasks.QueueItem, delay time.Du
 		return err
 	}
 	id := itemKey(item.Tenant, item.RunID)
-	ready := q.now().Add(max(delay, 0)).UnixNano()
+	now := q.now()
+	ready := now.Add(max(delay, 0)).UnixNano()
 	err := q.db.batch(ctx, "enqueue", item.RunID, func(tx *bbolt.Tx, failed *error) error {
 		b, err := queueBuckets(tx)
 		if err != nil {
@@ -271,7 +439,10 @@ func (q *Queue) Enqueue(ctx context.Context, item tasks.QueueItem, delay time.Du
 		if b.item.Get(id) != nil {
 			return nil // held already
 		}
-		return b.makeReady(id, queueItem{Priority: item.Priority}, ready)
+		if _, err := b.promote(now.UnixNano()); err != nil {
+			return err
+		}
+		return b.makeReady(id, queueItem{Priority: item.Priority}, ready, now.UnixNano())
 	})
 	if err == nil {
 		q.Wake()
@@ -334,25 +505,18 @@ func (q *Queue) claim(ctx context.Context, worker string, n int, lease time.Dura
 		if err != nil {
 			return err
 		}
+		if next, err = b.promote(now.UnixNano()); err != nil {
+			return err
+		}
 		type found struct{ key, id []byte }
 		var take []found
-		c := b.ready.Cursor()
+		c := b.turns.Cursor()
 		for rank := range len(tasks.Priorities) {
-			for k, _ := c.Seek([]byte{byte(rank)}); k != nil && k[0] == byte(rank); k, _ = c.Next() {
+			for k, _ := c.Seek([]byte{byte(rank)}); k != nil && k[0] == byte(rank) && len(take) < n; k, _ = c.Next() {
 				if len(k) < 18 {
-					return fmt.Errorf("corrupt ready key %x", k)
+					return fmt.Errorf("corrupt turn key %x", k)
 				}
-				if t := keyTime(k[1:9]); t > now.UnixNano() {
-					if next == 0 || t < next {
-						next = t
-					}
-					break
-				}
-				if len(take) < n {
-					take = append(take, found{bytes.Clone(k), bytes.Clone(k[17:])})
-				} else {
-					break
-				}
+				take = append(take, found{bytes.Clone(k), bytes.Clone(k[17:])})
 			}
 		}
 		for _, f := range take {
@@ -361,9 +525,13 @@ func (q *Queue) claim(ctx context.Context, worker string, n int, lease time.Dura
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("ready key without item: %q", f.id)
+				return fmt.Errorf("turn key without item: %q", f.id)
 			}
-			if err := b.ready.Delete(f.key); err != nil {
+			if err := b.turns.Delete(f.key); err != nil {
+				return err
+			}
+			tenant, _, _ := bytes.Cut(f.id, []byte{0})
+			if err := b.took(int(f.key[0]), tenant, binary.BigEndian.Uint64(f.key[1:9])); err != nil {
 				return err
 			}
 			it.Deliveries = 0
@@ -495,12 +663,16 @@ func (q *Queue) Ack(ctx context.Context, c tasks.Claim) error {
 
 // Release implements tasks.Queue.
 func (q *Queue) Release(ctx context.Context, c tasks.Claim, delay time.Duration) error {
-	ready := q.now().Add(max(delay, 0)).UnixNano()
+	now := q.now()
+	ready := now.Add(max(delay, 0)).UnixNano()
 	err := q.holding(ctx, "release", c, func(b *queueTx, id []byte, it queueItem) error {
 		if err := b.unindex(id, it); err != nil {
 			return err
 		}
-		return b.makeReady(id, it, ready)
+		if _, err := b.promote(now.UnixNano()); err != nil {
+			return err
+		}
+		return b.makeReady(id, it, ready, now.UnixNano())
 	})
 	if err == nil {
 		q.Wake()
@@ -523,6 +695,9 @@ func (q *Queue) Recover(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		if _, err := b.promote(ready); err != nil {
+			return err
+		}
 		var keys [][]byte
 		c := b.lease.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -540,7 +715,7 @@ func (q *Queue) Recover(ctx context.Context) (int, error) {
 			if !ok {
 				continue
 			}
-			if err := b.makeReady(id, it, ready); err != nil {
+			if err := b.makeReady(id, it, ready, ready); err != nil {
 				return err
 			}
 			n++
@@ -566,15 +741,22 @@ func (q *Queue) Stats(ctx context.Context) (tasks.QueueStats, error) {
 		if b == nil || err != nil {
 			return err
 		}
-		c := b.ready.Cursor()
+		c := b.turns.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			if len(k) < 18 || int(k[0]) >= len(tasks.Priorities) {
-				return fmt.Errorf("corrupt ready key %x", k)
+				return fmt.Errorf("corrupt turn key %x", k)
 			}
-			if keyTime(k[1:9]) > now {
+			st.Ready[tasks.Priorities[k[0]]]++
+		}
+		c = b.delayed.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) < 18 || int(k[16]) >= len(tasks.Priorities) {
+				return fmt.Errorf("corrupt delayed key %x", k)
+			}
+			if keyTime(k[:8]) > now {
 				st.Delayed++
 			} else {
-				st.Ready[tasks.Priorities[k[0]]]++
+				st.Ready[tasks.Priorities[k[16]]]++
 			}
 		}
 		st.Leased = b.lease.Stats().KeyN

@@ -5,37 +5,55 @@ package redis
 // hash tag, so that each operation is one Lua script over one Cluster slot
 // and atomic:
 //
-//	<prefix>:queue:{<prefix>:queue}:ready:high|normal|low    streams, consumer group "workers"
-//	<prefix>:queue:{<prefix>:queue}:delayed:high|normal|low  sorted sets: member, scored by ready time (µs)
-//	<prefix>:queue:{<prefix>:queue}:leases                   sorted set: member, scored by lease expiry (µs)
-//	<prefix>:queue:{<prefix>:queue}:items                    hash: member → the item's record
-//	<prefix>:queue:{<prefix>:queue}:wake                     stream of one entry: wakes waiting Claims
+//	<prefix>:queue:{<prefix>:queue}:ready:<priority>:<tenant>  streams, one per priority and tenant, consumer group "workers"
+//	<prefix>:queue:{<prefix>:queue}:tenants:high|normal|low    sorted sets: tenant, scored by its turn
+//	<prefix>:queue:{<prefix>:queue}:clock                      hash: rank → the priority's virtual time
+//	<prefix>:queue:{<prefix>:queue}:delayed:high|normal|low    sorted sets: member, scored by ready time (µs)
+//	<prefix>:queue:{<prefix>:queue}:leases                     sorted set: member, scored by lease expiry (µs)
+//	<prefix>:queue:{<prefix>:queue}:items                      hash: member → the item's record
+//	<prefix>:queue:{<prefix>:queue}:wake                       stream of one entry: wakes waiting Claims
 //
 // An item's member is <tenant>\x00<run id> (ids never contain NUL). Its
 // record says which state it is in:
 //
-//	r|<rank>|<entry>                                     ready: entry <entry> of its priority's stream
+//	r|<rank>|<entry>                                     ready: entry <entry> of its tenant's stream of its priority
 //	d|<rank>                                             delayed: in its priority's delayed set
 //	l|<rank>|<entry>|<token>|<until>|<deliveries>|<worker>  leased (until in Unix ns)
 //
 // where <rank> is the priority's place in tasks.Priorities. The worker
-// comes last, so it may hold any byte.
+// comes last, so it may hold any byte. The scripts build the stream keys
+// from the wake stream's key, which ends in the queue's common prefix plus
+// "wake"; they are not among a script's KEYS, but share their slot.
 //
 // # Streams
 //
-// A ready item is an entry of its priority's stream (one field, "i", the
-// member) that the group has not delivered. Claim delivers with
-// XREADGROUP to a consumer named after the worker: high first, then
-// normal, then low, each in stream order, which is the order the items
-// became ready. A leased item's entry stays in the group's pending entries
-// list (PEL) under its holder's name, so XPENDING and XINFO CONSUMERS show
-// which worker holds what, and the PEL's delivery counter is the item's
-// Deliveries: XREADGROUP makes it 1 and each Reclaim moves the entry with
-// XCLAIM, which adds one. Ack and Release XACK and XDEL the entry (Release
-// adds a new one), so a stream holds only ready and leased items and the
-// ready count of a priority is XLEN less the group's pending count. A
-// consumer is deleted once it holds no entry, so the random worker ids of
-// processes that come and go do not pile up in the groups.
+// A ready item is an entry of its tenant's stream of its priority (one
+// field, "i", the member) that the group has not delivered. Claim delivers
+// with XREADGROUP to a consumer named after the worker. A leased item's
+// entry stays in the group's pending entries list (PEL) under its holder's
+// name, so XPENDING and XINFO CONSUMERS show which worker holds what, and
+// the PEL's delivery counter is the item's Deliveries: XREADGROUP makes it
+// 1 and each Reclaim moves the entry with XCLAIM, which adds one. Ack and
+// Release XACK and XDEL the entry (Release adds a new one), so a stream
+// holds only ready and leased items, and a stream left empty is deleted.
+// A consumer is deleted once it holds no entry, so the random worker ids
+// of processes that come and go do not pile up in the groups.
+//
+// # Turns
+//
+// Within a priority, tenants take turns, by start-time fair queuing with a
+// unit cost per run. The tenants set of a priority holds the tenants that
+// have undelivered entries in their stream, each scored by the turn of its
+// oldest one; its next entries have the next turns, one apart. Claim takes
+// the tenant with the lowest turn (ties in the order of tenant names),
+// reads as many of its entries as it may before another tenant's turn
+// comes (at least one), sets the priority's clock (its virtual time) to
+// the last turn it took, and scores the tenant with its next turn, or
+// removes it once nothing of it is undelivered. A tenant that gets a ready
+// item while it has none joins at the clock plus one: after at most one
+// item of each tenant with a backlog, however long those backlogs are.
+// Within a tenant, items are claimed in stream order, the order they
+// became ready.
 //
 // # Time
 //
@@ -69,33 +87,39 @@ package redis
 // A delayed item moves into its stream when its time has come and a script
 // looks: Claim, and any Enqueue or Release that adds a ready item to the
 // same priority, which first moves the due delayed items of that priority,
-// so that the stream keeps the order of ready times. (Stats counts due
-// delayed items as ready without moving them.) Each
-// look moves at most promoteBudget items per priority, so that a burst of
-// retries becoming due together does not block Redis; the rest move at the
-// next look. Items with the same ready time (to the microsecond) become
-// ready in the order of their members.
+// so that streams and turns keep the order of ready times. (Stats counts
+// due delayed items as ready without moving them.) Each look moves at
+// most promoteBudget items per priority, so that a burst of retries
+// becoming due together does not block Redis; the rest move at the next
+// look. Items with the same ready time (to the microsecond) become ready
+// in the order of their members.
 //
 // # Waiting
 //
 // Claim never polls. When its script finds nothing, it returns the ID of
-// the newest entry of each ready stream and of the wake stream, and the
-// earliest delayed item's ready time. Claim then blocks in XREAD on those
-// four streams after those IDs, on the follower client (it takes a slot of
-// Options.MaxFollowers, like Tail), until the wait ends or the earliest
-// delay runs out. Any Enqueue or Release of a ready item is an XADD to a
-// ready stream and wakes it in any process; one of a delayed item adds an
-// entry to the wake stream when it moves the earliest ready time earlier,
-// so that waiting Claims shorten their timers. Because the IDs come from
-// the same script that found nothing, no wake-up between the look and the
-// block is lost.
+// the wake stream's entry and the earliest delayed item's ready time.
+// Claim then blocks in XREAD on the wake stream after that ID, on the
+// follower client (it takes a slot of Options.MaxFollowers, like Tail),
+// until the wait ends or the earliest delay runs out. A script that makes
+// items ready adds an entry to the wake stream (one per script), as does
+// one that moves the earliest ready time of a delayed item earlier, so
+// that waiting Claims in any process look again or shorten their timers.
+// Because the ID comes from the same script that found nothing, no
+// wake-up between the look and the block is lost.
 //
 // # Costs
 //
 // Enqueue and Release are O(log n) and one XADD or ZADD; Claim and Reclaim
-// are O(log n) per item leased; Stats is a read-only script of O(log n).
-// EnqueueBatch adds up to enqueueChunk items per script, for a scheduler
-// that enqueues thousands per tick.
+// are O(log n) per item leased, and Claim one XREADGROUP per turn it
+// takes; Stats is a read-only script of O(tenants with ready items + log
+// n). EnqueueBatch adds up to enqueueChunk items per script, for a
+// scheduler that enqueues thousands per tick.
+//
+// Queues written before turns kept one stream per priority,
+// ready:high|normal|low; their ready items are not claimed by this code.
+// Drain such a queue (stop enqueueing, let the workers empty it) before
+// upgrading, or enqueue its runs again after (the scheduler does so for
+// runs it finds queued).
 
 import (
 	"context"
@@ -123,13 +147,11 @@ const (
 	enqueueChunk = 500
 )
 
-// Indexes into Queue.keys of the streams Claim blocks on. The scripts get
-// Queue.keys as KEYS: 1 to 3 the ready streams, 4 to 6 the delayed sets
-// (high to low), 7 the items hash, 8 the leases set, 9 the wake stream.
-const (
-	qReady = 0 // three streams, high to low
-	qWake  = 8
-)
+// qWake is the index into Queue.keys of the stream Claim blocks on. The
+// scripts get Queue.keys as KEYS: 1 to 3 the tenants sets, 4 to 6 the
+// delayed sets (high to low), 7 the items hash, 8 the leases set, 9 the
+// wake stream, 10 the clock hash.
+const qWake = 8
 
 // QueueOptions configure a Queue. The zero value means defaults.
 type QueueOptions struct {
@@ -156,9 +178,9 @@ func NewQueue(l *Log, opts QueueOptions) *Queue {
 	q := &Queue{
 		l: l,
 		keys: []string{
-			base + "ready:high", base + "ready:normal", base + "ready:low",
+			base + "tenants:high", base + "tenants:normal", base + "tenants:low",
 			base + "delayed:high", base + "delayed:normal", base + "delayed:low",
-			base + "items", base + "leases", base + "wake",
+			base + "items", base + "leases", base + "wake", base + "clock",
 		},
 		now: opts.Now,
 	}
@@ -217,6 +239,21 @@ func queueLeaseLost(c tasks.Claim) error {
 // gets Queue.keys as KEYS, in that order.
 const queueLua = `
 local G = 'workers'
+local NAMES = {'high', 'normal', 'low'}
+-- BASE is the queue's common key prefix: the wake stream's key less "wake".
+local BASE = string.sub(KEYS[9], 1, -5)
+-- woken is set once the script has woken the waiting Claims.
+local woken = false
+
+-- tenantOf returns the tenant of member id.
+local function tenantOf(id)
+  return string.sub(id, 1, string.find(id, '\0', 1, true) - 1)
+end
+
+-- stream returns the key of tenant t's stream of priority p.
+local function stream(p, t)
+  return BASE .. 'ready:' .. NAMES[p] .. ':' .. t
+end
 
 -- ensure creates stream key with the group when it is missing.
 local function ensure(key)
@@ -238,15 +275,31 @@ local function undelivered(key)
   return 0
 end
 
--- ready appends member id to stream p (1 high .. 3 low) as a ready item.
-local function ready(p, id)
-  ensure(KEYS[p])
-  local e = redis.call('XADD', KEYS[p], '*', 'i', id)
-  redis.call('HSET', KEYS[7], id, 'r|' .. (p - 1) .. '|' .. e)
+-- wakeAll wakes the waiting Claims, once per script.
+local function wakeAll()
+  if not woken then
+    redis.call('XADD', KEYS[9], 'MAXLEN', '1', '*', 'r', '1')
+    woken = true
+  end
 end
 
--- promote moves the delayed items of priority p due at now (µs) into its
--- stream, earliest first, at most PROMOTE of them.
+-- ready appends member id to its tenant's stream of priority p (1 high ..
+-- 3 low) as a ready item. A tenant with nothing else ready joins the
+-- turns at the priority's clock plus one.
+local function ready(p, id)
+  local t = tenantOf(id)
+  local key = stream(p, t)
+  ensure(key)
+  local e = redis.call('XADD', key, '*', 'i', id)
+  redis.call('HSET', KEYS[7], id, 'r|' .. (p - 1) .. '|' .. e)
+  if not redis.call('ZSCORE', KEYS[p], t) then
+    redis.call('ZADD', KEYS[p], (tonumber(redis.call('HGET', KEYS[10], p)) or 0) + 1, t)
+  end
+  wakeAll()
+end
+
+-- promote moves the delayed items of priority p due at now (µs) into their
+-- streams, earliest first, at most PROMOTE of them.
 local function promote(p, now)
   local due = redis.call('ZRANGE', KEYS[p + 3], '-inf', now, 'BYSCORE', 'LIMIT', 0, PROMOTE)
   if #due == 0 then return end
@@ -287,10 +340,23 @@ local function lease(rec)
   return string.match(rec, '^l|(%d)|([^|]*)|([^|]*)|([^|]*)|(%d+)|(.*)$')
 end
 
--- leave deletes consumer c of stream p's group once it holds no entry.
-local function leave(p, c)
-  if #redis.call('XPENDING', KEYS[p], G, '-', '+', 1, c) == 0 then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[p], G, c)
+-- leave deletes consumer c of stream key's group once it holds no entry.
+local function leave(key, c)
+  if #redis.call('XPENDING', key, G, '-', '+', 1, c) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', key, G, c)
+  end
+end
+
+-- drop removes entry, leased by worker, of member id's stream of priority
+-- p, and the stream once it is empty.
+local function drop(p, id, entry, worker)
+  local key = stream(p, tenantOf(id))
+  redis.call('XACK', key, G, entry)
+  redis.call('XDEL', key, entry)
+  if redis.call('XLEN', key) == 0 then
+    redis.call('DEL', key)
+  else
+    leave(key, worker)
   end
 end
 `
@@ -367,20 +433,32 @@ func (q *Queue) EnqueueBatch(ctx context.Context, items []tasks.QueueItem, delay
 }
 
 // claimScript moves due delayed items into their streams and leases up to
-// n ready ones to a worker, high priority first.
+// n ready ones to a worker: high priority first, and within a priority
+// tenants in turns (see the file comment).
 // ARGV[1] now (µs), ARGV[2] n, ARGV[3] worker, ARGV[4] token base,
 // ARGV[5] lease end (ns), ARGV[6] lease end (µs).
 // Returns {{rank, member, token, ...}} when it leased items; otherwise
-// {{}, {newest entry ID of the three ready streams and the wake stream},
-// earliest delayed ready time (µs) or an empty string}.
+// {{}, {ID of the wake stream's entry}, earliest delayed ready time (µs)
+// or an empty string}.
 var claimScript = newQueueScript(`
 local left, worker, k, out = tonumber(ARGV[2]), ARGV[3], 0, {}
 for p = 1, 3 do
   promote(p, ARGV[1])
-  if left > 0 and undelivered(KEYS[p]) > 0 then
-    local res = redis.call('XREADGROUP', 'GROUP', G, worker, 'COUNT', left, 'STREAMS', KEYS[p], '>')
+  while left > 0 do
+    local top = redis.call('ZRANGE', KEYS[p], 0, 1, 'WITHSCORES')
+    if #top == 0 then break end
+    local t, turn = top[1], tonumber(top[2])
+    local key = stream(p, t)
+    -- Take the tenant's entries up to the next tenant's turn, at least one.
+    local take = left
+    if top[3] then take = math.min(left, math.max(1, tonumber(top[4]) - turn)) end
+    local entries = {}
+    if undelivered(key) > 0 then
+      local res = redis.call('XREADGROUP', 'GROUP', G, worker, 'COUNT', take, 'STREAMS', key, '>')
+      entries = res and res[1][2] or {}
+    end
     local stale = false
-    for _, e in ipairs(res and res[1][2] or {}) do
+    for _, e in ipairs(entries) do
       local id = e[2] and e[2][2]
       if id and redis.call('HGET', KEYS[7], id) == 'r|' .. (p - 1) .. '|' .. e[1] then
         k, left = k + 1, left - 1
@@ -391,21 +469,25 @@ for p = 1, 3 do
         out[#out + 1] = id
         out[#out + 1] = token
       else
-        redis.call('XACK', KEYS[p], G, e[1])
-        redis.call('XDEL', KEYS[p], e[1])
+        redis.call('XACK', key, G, e[1])
+        redis.call('XDEL', key, e[1])
         stale = true
       end
     end
-    if stale then leave(p, worker) end
+    if stale then leave(key, worker) end
+    if #entries > 0 then
+      redis.call('HSET', KEYS[10], p, turn + #entries - 1)
+    end
+    if #entries > 0 and undelivered(key) > 0 then
+      redis.call('ZADD', KEYS[p], turn + #entries, t)
+    else
+      redis.call('ZREM', KEYS[p], t)
+    end
   end
 end
 if k > 0 then return {out} end
-local last = {}
-for i, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[9]}) do
-  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
-  last[i] = top and top[1] or '0-0'
-end
-return {out, last, earliest() or ''}
+local top = redis.call('XREVRANGE', KEYS[9], '+', '-', 'COUNT', 1)[1]
+return {out, {top and top[1] or '0-0'}, earliest() or ''}
 `)
 
 // Claim implements tasks.Queue. Each look is one script; between looks it
@@ -433,9 +515,9 @@ func (q *Queue) Claim(ctx context.Context, worker string, n int, lease, wait tim
 	}
 }
 
-// wakeAt tells a Claim that found nothing what to wait for: entries after
-// last in the three ready streams and the wake stream, and the ready time
-// (µs, 0 if none) of the earliest delayed item.
+// wakeAt tells a Claim that found nothing what to wait for: an entry after
+// last[0] in the wake stream, and the ready time (µs, 0 if none) of the
+// earliest delayed item.
 type wakeAt struct {
 	last []string
 	next int64
@@ -468,7 +550,7 @@ func (q *Queue) claim(ctx context.Context, worker string, n int, lease time.Dura
 	}
 	last, err := tasksReplyStrings(res[1])
 	next, _ := res[2].(string)
-	if err != nil || len(last) != 4 {
+	if err != nil || len(last) != 1 {
 		return bad()
 	}
 	var w wakeAt
@@ -515,8 +597,8 @@ func queueClaims(v any, stride int, worker string, until time.Time) ([]tasks.Cla
 	return claims, nil
 }
 
-// block waits in XREAD until an entry follows last in one of the ready
-// streams or the wake stream, or d passes, or ctx ends (ctx.Err()). The
+// block waits in XREAD until an entry follows last[0] in the wake stream,
+// or d passes, or ctx ends (ctx.Err()). The
 // read runs on the follower client, holding a slot of the Log's
 // MaxFollowers, in slices of at most maxBlock, as Tail's does.
 func (q *Queue) block(ctx context.Context, last []string, d time.Duration) error {
@@ -530,9 +612,7 @@ func (q *Queue) block(ctx context.Context, last []string, d time.Duration) error
 	case <-timer.C:
 		return nil
 	}
-	streams := make([]string, 0, 8)
-	streams = append(streams, q.keys[qReady], q.keys[qReady+1], q.keys[qReady+2], q.keys[qWake])
-	streams = append(streams, last...)
+	streams := []string{q.keys[qWake], last[0]}
 	done := make(chan error, 1)
 	go func() {
 		defer func() { <-q.l.sem }()
@@ -578,9 +658,9 @@ local worker, out = ARGV[3], {}
 for k, id in ipairs(redis.call('ZRANGE', KEYS[8], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])) do
   local rank, entry, _, _, d, old = lease(redis.call('HGET', KEYS[7], id))
   if rank then
-    local p, token, n = tonumber(rank) + 1, ARGV[4] .. '.' .. k, tonumber(d) + 1
-    redis.call('XCLAIM', KEYS[p], G, worker, 0, entry)
-    if old ~= worker then leave(p, old) end
+    local key, token, n = stream(tonumber(rank) + 1, tenantOf(id)), ARGV[4] .. '.' .. k, tonumber(d) + 1
+    redis.call('XCLAIM', key, G, worker, 0, entry)
+    if old ~= worker then leave(key, old) end
     redis.call('HSET', KEYS[7], id, table.concat({'l', rank, entry, token, ARGV[5], n, worker}, '|'))
     redis.call('ZADD', KEYS[8], ARGV[6], id)
     out[#out + 1] = tonumber(rank)
@@ -643,7 +723,7 @@ local rank, entry, token, _, d, worker = lease(redis.call('HGET', KEYS[7], ARGV[
 if not rank or token ~= ARGV[2] then return {0} end
 redis.call('HSET', KEYS[7], ARGV[1], table.concat({'l', rank, entry, token, ARGV[3], d, worker}, '|'))
 redis.call('ZADD', KEYS[8], ARGV[4], ARGV[1])
-redis.call('XCLAIM', KEYS[tonumber(rank) + 1], G, worker, 0, entry, 'JUSTID')
+redis.call('XCLAIM', stream(tonumber(rank) + 1, tenantOf(ARGV[1])), G, worker, 0, entry, 'JUSTID')
 return {1, tonumber(rank), tonumber(d), worker}
 `)
 
@@ -674,34 +754,29 @@ func (q *Queue) Extend(ctx context.Context, c tasks.Claim, lease time.Duration) 
 var ackScript = newQueueScript(`
 local rank, entry, token, _, _, worker = lease(redis.call('HGET', KEYS[7], ARGV[1]))
 if not rank or token ~= ARGV[2] then return 0 end
-local p = tonumber(rank) + 1
-redis.call('XACK', KEYS[p], G, entry)
-redis.call('XDEL', KEYS[p], entry)
-leave(p, worker)
+drop(tonumber(rank) + 1, ARGV[1], entry, worker)
 redis.call('HDEL', KEYS[7], ARGV[1])
 redis.call('ZREM', KEYS[8], ARGV[1])
 return 1
 `)
 
-// Ack implements tasks.Queue with one script: XACK and XDEL of the entry,
-// and the item's records gone.
+// Ack implements tasks.Queue with one script: XACK and XDEL of the entry
+// (and DEL of the stream it leaves empty), and the item's records gone.
 func (q *Queue) Ack(ctx context.Context, c tasks.Claim) error {
 	_, err := q.holding(ctx, "ack", c, ackScript)
 	return err
 }
 
 // releaseScript ends a lease if the token holds it and makes the item
-// ready again, at once (a new entry at the end of its stream) or after a
-// delay.
+// ready again, at once (a new entry at the end of its tenant's stream,
+// so the tenant's last turn) or after a delay.
 // ARGV[1] member, ARGV[2] token, ARGV[3] now (µs), ARGV[4] ready time (µs)
 // or empty for now. Returns 1 if released, 0 if the lease is lost.
 var releaseScript = newQueueScript(`
 local rank, entry, token, _, _, worker = lease(redis.call('HGET', KEYS[7], ARGV[1]))
 if not rank or token ~= ARGV[2] then return 0 end
 local p = tonumber(rank) + 1
-redis.call('XACK', KEYS[p], G, entry)
-redis.call('XDEL', KEYS[p], entry)
-leave(p, worker)
+drop(p, ARGV[1], entry, worker)
 redis.call('ZREM', KEYS[8], ARGV[1])
 if ARGV[4] == '' then
   promote(p, ARGV[3])
@@ -732,7 +807,10 @@ var statsScript = newQueueScript(`
 local out, delayed = {}, 0
 for p = 1, 3 do
   local due = redis.call('ZCOUNT', KEYS[p + 3], '-inf', ARGV[1])
-  out[p] = undelivered(KEYS[p]) + due
+  out[p] = due
+  for _, t in ipairs(redis.call('ZRANGE', KEYS[p], 0, -1)) do
+    out[p] = out[p] + undelivered(stream(p, t))
+  end
   delayed = delayed + redis.call('ZCARD', KEYS[p + 3]) - due
 end
 out[4] = delayed

@@ -32,6 +32,12 @@ type QueueOptions struct {
 //     a Claim that does not wait, even if no timer fired: implementations
 //     compare with the clock when they look, not only when woken.
 //   - The same run id in two tenants is two items.
+//   - Tenants take turns by start-time fair queuing with a unit cost per
+//     run: within a priority, an item that becomes ready while its tenant
+//     has none ready comes after at most one ready item of every other
+//     tenant, and tenants whose turns tie are taken in the order of their
+//     names (the subtests name tenants so that this is also the order in
+//     which they enqueued).
 //
 // Waiting is tested in real time with bounded deadlines: a Claim woken by
 // an Enqueue must return within a second.
@@ -42,6 +48,11 @@ func Queue(t *testing.T, newQueue func(t *testing.T, opts QueueOptions) tasks.Qu
 		t.Run("InvalidIsRejected", func(t *testing.T) { testQueueInvalid(t, newQueue) })
 		t.Run("DelayedIsNotReady", func(t *testing.T) { testQueueDelay(t, newQueue) })
 		t.Run("TenantsAreSeparate", func(t *testing.T) { testQueueTenants(t, newQueue) })
+	})
+	t.Run("Fairness", func(t *testing.T) {
+		t.Run("TenantsTakeTurns", func(t *testing.T) { testQueueTurns(t, newQueue) })
+		t.Run("FloodDoesNotDelayOthers", func(t *testing.T) { testQueueFlood(t, newQueue) })
+		t.Run("DelayedTakesItsTurnWhenReady", func(t *testing.T) { testQueueDelayedTurn(t, newQueue) })
 	})
 	t.Run("Claim", func(t *testing.T) {
 		t.Run("WaitsAndWakes", func(t *testing.T) { testQueueWake(t, newQueue) })
@@ -568,5 +579,100 @@ func testQueueStats(t *testing.T, newQueue newQueueFunc) {
 	c.Add(time.Minute)
 	if st, _ = q.Stats(ctx); st.Delayed != 0 || st.Ready[tasks.PriorityNormal] != 1 {
 		t.Errorf("stats after the delay: %+v; want the delayed item ready", st)
+	}
+}
+
+// claimOneByOne claims n items one Claim at a time and returns their
+// tenant and run id, as "tenant/run".
+func claimOneByOne(t *testing.T, q tasks.Queue, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		cs := claimNow(t, q, "w", 1)
+		if len(cs) == 0 {
+			break
+		}
+		out = append(out, cs[0].Tenant+"/"+cs[0].RunID)
+	}
+	return out
+}
+
+func testQueueTurns(t *testing.T, newQueue newQueueFunc) {
+	q, c := newClockedQueue(t, newQueue)
+	for i := range 5 {
+		mustEnqueue(t, q, qitem("acme", fmt.Sprintf("run_a%d", i+1), tasks.PriorityNormal), 0)
+		c.Add(time.Millisecond)
+	}
+	mustEnqueue(t, q, qitem("globex", "run_g1", tasks.PriorityNormal), 0)
+	mustEnqueue(t, q, qitem("globex", "run_g2", tasks.PriorityNormal), 0)
+	c.Add(time.Millisecond)
+	mustEnqueue(t, q, qitem("initech", "run_i1", tasks.PriorityNormal), 0)
+	mustEnqueue(t, q, qitem("initech", "run_high", tasks.PriorityHigh), 0)
+	c.Add(time.Millisecond)
+
+	// Priority first; then one item of each tenant in turn, each tenant's
+	// in the order they became ready.
+	got := runIDs(claimNow(t, q, "w", 4))
+	if want := "[run_high run_a1 run_g1 run_i1]"; fmt.Sprint(got) != want {
+		t.Errorf("first claim %v; want %s", got, want)
+	}
+	got = runIDs(claimNow(t, q, "w", 1))
+	if want := "[run_a2]"; fmt.Sprint(got) != want {
+		t.Errorf("second claim %v; want %s", got, want)
+	}
+	// A tenant with nothing ready that enqueues comes after at most one
+	// item of each tenant with a backlog, not after the backlogs.
+	mustEnqueue(t, q, qitem("hooli", "run_h1", tasks.PriorityNormal), 0)
+	got2 := claimOneByOne(t, q, 10)
+	if want := "[globex/run_g2 acme/run_a3 hooli/run_h1 acme/run_a4 acme/run_a5]"; fmt.Sprint(got2) != want {
+		t.Errorf("then claimed %v; want %s", got2, want)
+	}
+}
+
+func testQueueFlood(t *testing.T, newQueue newQueueFunc) {
+	q, c := newClockedQueue(t, newQueue)
+	const flood = 300
+	for i := range flood {
+		mustEnqueue(t, q, qitem("acme", fmt.Sprintf("run_%03d", i), tasks.PriorityNormal), 0)
+	}
+	c.Add(time.Millisecond)
+	if cs := claimNow(t, q, "w", 100); len(cs) != 100 {
+		t.Fatalf("claimed %d of acme's items; want 100", len(cs))
+	}
+	// A worker gives one of acme's items back: it goes behind acme's
+	// backlog, and globex, enqueued after, comes before it too.
+	mustEnqueue(t, q, qitem("globex", "run_g", tasks.PriorityNormal), 0)
+	cs := claimNow(t, q, "w", 2)
+	var tenants []string
+	for _, cl := range cs {
+		tenants = append(tenants, cl.Tenant)
+	}
+	if fmt.Sprint(tenants) != "[acme globex]" {
+		t.Errorf("after %d of acme's items were enqueued, then globex's one: claimed %v of tenants %v; want acme's next, then globex's", flood, runIDs(cs), tenants)
+	}
+	if err := q.Release(t.Context(), cs[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	rest := claimNow(t, q, "w", tasks.MaxClaim)
+	if len(rest) != flood-100 || rest[len(rest)-1].RunID != cs[0].RunID {
+		t.Errorf("claimed %d more, the last %v; want %d, the released %s last", len(rest), runIDs(rest[max(len(rest)-1, 0):]), flood-100, cs[0].RunID)
+	}
+}
+
+func testQueueDelayedTurn(t *testing.T, newQueue newQueueFunc) {
+	q, c := newClockedQueue(t, newQueue)
+	mustEnqueue(t, q, qitem("globex", "run_later", tasks.PriorityNormal), time.Second)
+	for i := range 4 {
+		mustEnqueue(t, q, qitem("acme", fmt.Sprintf("run_a%d", i+1), tasks.PriorityNormal), 0)
+	}
+	if got := runIDs(claimNow(t, q, "w", 1)); fmt.Sprint(got) != "[run_a1]" {
+		t.Errorf("claim before the delay passed: %v; want [run_a1]", got)
+	}
+	c.Add(time.Second)
+	// Ready now, after acme's backlog was enqueued: its turn comes next
+	// but one (the acme item whose turn ties with it), not after them all.
+	got := claimOneByOne(t, q, 10)
+	if want := "[acme/run_a2 globex/run_later acme/run_a3 acme/run_a4]"; fmt.Sprint(got) != want {
+		t.Errorf("claimed %v; want %s", got, want)
 	}
 }
