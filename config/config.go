@@ -20,6 +20,121 @@ type Config struct {
 	Store  Store  `yaml:"store"`  // the storage backend of every role
 	Memory Memory `yaml:"memory"` // the agents' memory
 	Auth   Auth   `yaml:"auth"`   // who may call the server, and how they prove it
+
+	Workers   Workers   `yaml:"workers"`   // the task workers: in vigil serve, or vigil worker
+	Scheduler Scheduler `yaml:"scheduler"` // turns due tasks into queued runs
+	Retry     Retry     `yaml:"retry"`     // how failed runs are tried again
+	Tools     Tools     `yaml:"tools"`     // the built-in tools and what outgoing requests may reach
+	LLM       LLM       `yaml:"llm"`       // the model of the agents; none: the offline model
+
+	Quotas Quotas `yaml:"quotas"` // what each tenant may use: requests, tool calls, active tasks, run time
+}
+
+// Workers configures the task workers: the processes that execute queued
+// runs. With the bolt store they run inside vigil serve; with Redis they run
+// there too unless Embedded is false, and in any number of vigil worker
+// processes.
+type Workers struct {
+	// Embedded runs workers inside vigil serve. Set it false in Redis mode
+	// to keep the API instances free of task work and run vigil worker
+	// processes instead. The bolt store needs it true: its file is one
+	// process's.
+	Embedded bool `yaml:"embedded"`
+
+	// Concurrency is how many runs one process executes at once.
+	Concurrency int `yaml:"concurrency"`
+
+	// TenantConcurrency caps the runs of one tenant executing at once in
+	// one process, so that a tenant flooding the queue leaves room for the
+	// others; at most Concurrency.
+	TenantConcurrency int `yaml:"tenant_concurrency"`
+
+	// Rate caps the runs one process starts per second; 0 means no cap.
+	Rate int `yaml:"rate"`
+
+	// Lease is how long a worker holds a run without renewing it: a
+	// crashed worker's runs go to another worker after at most this long.
+	Lease time.Duration `yaml:"lease"`
+
+	// StopTimeout bounds a graceful stop: running runs finish or checkpoint
+	// within it, then go back to the queue.
+	StopTimeout time.Duration `yaml:"stop_timeout"`
+}
+
+// Scheduler configures the scheduler, which turns due tasks into queued
+// runs. In Redis mode every vigil serve runs one, and a lease in Redis lets
+// exactly one of them dispatch at a time.
+type Scheduler struct {
+	// Enabled runs the scheduler in vigil serve. Turn it off on instances
+	// that should only answer requests.
+	Enabled bool `yaml:"enabled"`
+
+	// Tick is how often the scheduler looks for due tasks: a run starts at
+	// most about one tick after its time.
+	Tick time.Duration `yaml:"tick"`
+
+	// Batch is how many due tasks one read takes, highest priority first.
+	Batch int `yaml:"batch"`
+
+	// Grace is how late a fire may be before it counts as missed while the
+	// server was down, and the task's catch-up policy decides.
+	Grace time.Duration `yaml:"grace"`
+
+	// LeaseTTL is how long the dispatching scheduler's lease lasts without
+	// renewal: another instance takes over at most this long after the
+	// holder dies.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+}
+
+// Retry configures the retries of failed runs. Transient errors (a dropped
+// connection) are retried at once; temporary ones (a rate limit, a timeout)
+// after a backoff; permanent ones (invalid parameters) not at all.
+type Retry struct {
+	// Transient is how many times a transient error is retried at once.
+	Transient int `yaml:"transient"`
+
+	// Backoff is the waits before each retry of a temporary error; their
+	// number is how many retries a run gets.
+	Backoff []string `yaml:"backoff"`
+
+	// JitterPercent adds up to this percentage of a wait at random, so that
+	// runs limited together do not retry together.
+	JitterPercent int `yaml:"jitter_percent"`
+}
+
+// Tools configures the built-in tools and the guard in front of every
+// outgoing request of tools and webhooks.
+type Tools struct {
+	// Allow lists what http_get, HTTP plugin tools and webhooks may reach
+	// although it is not public: addresses ("10.0.0.5"), prefixes
+	// ("10.1.0.0/16") and host names ("wiki.corp.example"). Empty: public
+	// addresses only, which keeps loopback, private and cloud metadata
+	// addresses out of a tool's reach.
+	Allow []string `yaml:"allow"`
+}
+
+// LLM configures the model behind the main agent and the task agent. With
+// no provider the offline model (rules, English and Chinese) does all the
+// work; with one, the offline model is the fallback when it fails.
+type LLM struct {
+	// Provider is "" (the offline model), openai (any OpenAI-compatible
+	// server: OpenAI, DeepSeek, vLLM, llama.cpp, Ollama's /v1), ollama
+	// (Ollama's native API) or anthropic.
+	Provider string `yaml:"provider"`
+
+	// BaseURL is the API's URL; empty means the provider's public API, or
+	// a local Ollama.
+	BaseURL string `yaml:"base_url"`
+
+	// Model is the model's name at the provider, such as gpt-4o-mini.
+	Model string `yaml:"model"`
+
+	// APIKeyEnv names the environment variable that holds the API key, so
+	// that the key itself stays out of configuration.
+	APIKeyEnv string `yaml:"api_key_env"`
+
+	// Timeout bounds one model call; past it the offline model answers.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Server configures the HTTP server of vigil serve: REST, SSE, MCP at /mcp
@@ -214,6 +329,32 @@ func defaults() Config {
 			},
 		},
 		Memory: Memory{ShortTermTokens: 2000},
+		Workers: Workers{
+			Embedded:          true,
+			Concurrency:       16,
+			TenantConcurrency: 4,
+			Lease:             30 * time.Second,
+			StopTimeout:       10 * time.Second,
+		},
+		Scheduler: Scheduler{
+			Enabled:  true,
+			Tick:     500 * time.Millisecond,
+			Batch:    1000,
+			Grace:    time.Minute,
+			LeaseTTL: 15 * time.Second,
+		},
+		Retry: Retry{
+			Transient:     3,
+			Backoff:       []string{"10s", "20s", "40s"},
+			JitterPercent: 20,
+		},
+		LLM: LLM{Timeout: 30 * time.Second},
+		Quotas: Quotas{
+			RequestsPerMinute:  600,
+			ToolCallsPerMinute: 120,
+			MaxActiveTasks:     10,
+			MaxRunDuration:     30 * time.Minute,
+		},
 		Auth: Auth{
 			Mode:           AuthNone,
 			StreamTokenTTL: 5 * time.Minute,

@@ -43,8 +43,13 @@ func TestDefault(t *testing.T) {
 			Mode: "none", StreamTokenTTL: 5 * time.Minute,
 			JWT: JWT{Leeway: 30 * time.Second, TenantClaim: "tenant", UserClaim: "sub", RolesClaim: "roles"},
 		},
+		Workers:   Workers{Embedded: true, Concurrency: 16, TenantConcurrency: 4, Lease: 30 * time.Second, StopTimeout: 10 * time.Second},
+		Scheduler: Scheduler{Enabled: true, Tick: 500 * time.Millisecond, Batch: 1000, Grace: time.Minute, LeaseTTL: 15 * time.Second},
+		Retry:     Retry{Transient: 3, Backoff: []string{"10s", "20s", "40s"}, JitterPercent: 20},
+		LLM:       LLM{Timeout: 30 * time.Second},
+		Quotas:    Quotas{RequestsPerMinute: 600, ToolCallsPerMinute: 120, MaxActiveTasks: 10, MaxRunDuration: 30 * time.Minute},
 	}
-	if got := Default(); got != want {
+	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v\nwant %+v", got, want)
 	}
 	if err := Default().Validate(); err != nil {
@@ -54,7 +59,7 @@ func TestDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load with no file: %v", err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load with no file = %+v\nwant %+v", got, want)
 	}
 	if p := got.Store.BoltPath(); p != filepath.Join("vigil-data", "vigil.db") {
@@ -69,7 +74,7 @@ func TestLoadEmptyFile(t *testing.T) {
 			t.Errorf("Load(%q): %v", text, err)
 			continue
 		}
-		if got != Default() {
+		if !reflect.DeepEqual(got, Default()) {
 			t.Errorf("Load(%q) = %+v, want the defaults", text, got)
 		}
 	}
@@ -230,6 +235,36 @@ func TestValidate(t *testing.T) {
 			c.Store.DataDir = ""
 		}, nil},
 
+		{"workers apart with redis", func(c *Config) {
+			c.Store.Driver = DriverRedis
+			c.Store.Redis.URL = "redis://cache:6379/0"
+			c.Workers.Embedded = false
+		}, nil},
+		{"an llm", func(c *Config) {
+			c.LLM = LLM{Provider: "openai", BaseURL: "https://api.deepseek.com/v1", Model: "deepseek-chat", APIKeyEnv: "DEEPSEEK_API_KEY", Timeout: time.Minute}
+		}, nil},
+		{"workers apart with bolt", func(c *Config) { c.Workers.Embedded = false },
+			[]string{`workers.embedded: the bolt store is one process's: its runs need workers inside vigil serve (use redis for vigil worker)`}},
+		{"worker numbers", func(c *Config) {
+			c.Workers.Concurrency, c.Workers.TenantConcurrency, c.Workers.Rate, c.Workers.Lease = 4, 5, -1, 0
+		}, []string{
+			`workers.tenant_concurrency: want from 1 to workers.concurrency (4), got 5`,
+			`workers.rate: must be 0 (no cap) or more, got -1`,
+			`workers.lease: want at least 1s, got 0s`,
+		}},
+		{"scheduler numbers", func(c *Config) { c.Scheduler.Tick, c.Scheduler.Batch = time.Hour, 0 }, []string{
+			`scheduler.tick: want from 10ms to 1m, got 1h0m0s`,
+			`scheduler.batch: want from 1 to 10000, got 0`,
+		}},
+		{"retry backoff", func(c *Config) { c.Retry.Backoff = []string{"10s", "soon"} },
+			[]string{`retry.backoff: wait 2: want a duration from 1ms to 24h such as 10s, got "soon"`}},
+		{"llm", func(c *Config) { c.LLM.Provider, c.LLM.BaseURL = "gpt", "ftp://x" }, []string{
+			`llm.provider: want one of "" (the offline model), openai, ollama, anthropic; got "gpt"`,
+			`llm.base_url: want an absolute http or https URL, got "ftp://x"`,
+		}},
+		{"llm without model", func(c *Config) { c.LLM.Provider = "openai" },
+			[]string{`llm.model: provider openai needs a model name`}},
+
 		{"addr without port", func(c *Config) { c.Server.Addr = "7070" },
 			[]string{`server.addr: want HOST:PORT, got "7070"`}},
 		{"addr port out of range", func(c *Config) { c.Server.Addr = "127.0.0.1:70000" },
@@ -324,6 +359,51 @@ func TestValidate(t *testing.T) {
 		{"auth leeway and claims", func(c *Config) { c.Auth.JWT.Leeway = -time.Second; c.Auth.JWT.RolesClaim = "" }, []string{
 			"auth.jwt.leeway: want from 0s to 5m, got -1s",
 			"auth.jwt.roles_claim: must name a claim",
+		}},
+
+		{"quotas off", func(c *Config) { c.Quotas = Quotas{} }, nil},
+		{"quota overrides", func(c *Config) {
+			c.Quotas.Tenants = []string{"acme requests_per_minute=1200 max_active_tasks=50", "  trial   max_run_duration=2m  ", "internal requests_per_minute=0"}
+		}, nil},
+		{"quota numbers", func(c *Config) {
+			c.Quotas = Quotas{RequestsPerMinute: -1, ToolCallsPerMinute: 2_000_000, MaxActiveTasks: -5, MaxRunDuration: 500 * time.Millisecond}
+		}, []string{
+			"quotas.requests_per_minute: want from 0 (no limit) to 1000000, got -1",
+			"quotas.tool_calls_per_minute: want from 0 (no limit) to 1000000, got 2000000",
+			"quotas.max_active_tasks: want from 0 (no limit) to 100000, got -5",
+			"quotas.max_run_duration: want 0 (no limit) or from 1s to 24h, got 500ms",
+		}},
+		{"quota run duration too long", func(c *Config) { c.Quotas.MaxRunDuration = 25 * time.Hour },
+			[]string{"quotas.max_run_duration: want 0 (no limit) or from 1s to 24h, got 25h0m0s"}},
+		{"quota overrides, each problem", func(c *Config) {
+			c.Quotas.Tenants = []string{
+				"acme max_active_tasks=50",
+				"",
+				"max_active_tasks=5",
+				"bad/tenant max_active_tasks=5",
+				"lonely",
+				"globex rpm=5",
+				"globex max_active_tasks",
+				"globex max_active_tasks=1 max_active_tasks=2",
+				"globex requests_per_minute=-1",
+				"globex tool_calls_per_minute=lots",
+				"globex max_active_tasks=100001",
+				"globex max_run_duration=48h",
+				"acme requests_per_minute=5",
+			}
+		}, []string{
+			`quotas.tenants: entry 2 (""): empty; want a tenant and key=value pairs, such as "acme max_active_tasks=50"`,
+			`quotas.tenants: entry 3 ("max_active_tasks=5"): starts with "max_active_tasks=5"; want a tenant id (1 to 128 characters from [A-Za-z0-9_.-]) first`,
+			`quotas.tenants: entry 4 ("bad/tenant max_active_tasks=5"): starts with "bad/tenant"; want a tenant id (1 to 128 characters from [A-Za-z0-9_.-]) first`,
+			`quotas.tenants: entry 5 ("lonely"): sets nothing; want key=value pairs after the tenant, with the keys requests_per_minute, tool_calls_per_minute, max_active_tasks or max_run_duration`,
+			`quotas.tenants: entry 6 ("globex rpm=5"): unknown key "rpm"; want requests_per_minute, tool_calls_per_minute, max_active_tasks or max_run_duration`,
+			`quotas.tenants: entry 7 ("globex max_active_tasks"): "max_active_tasks" is not key=value`,
+			`quotas.tenants: entry 8 ("globex max_active_tasks=1 max_active_tasks=2"): sets max_active_tasks twice`,
+			`quotas.tenants: entry 9 ("globex requests_per_minute=-1"): requests_per_minute: want from 0 (no limit) to 1000000, got "-1"`,
+			`quotas.tenants: entry 10 ("globex tool_calls_per_minute=lots"): tool_calls_per_minute: want from 0 (no limit) to 1000000, got "lots"`,
+			`quotas.tenants: entry 11 ("globex max_active_tasks=100001"): max_active_tasks: want from 0 (no limit) to 100000, got "100001"`,
+			`quotas.tenants: entry 12 ("globex max_run_duration=48h"): max_run_duration: want 0 (no limit) or a duration from 1s to 24h, got "48h"`,
+			`quotas.tenants: entry 13 ("acme requests_per_minute=5"): tenant acme has entry 1 already; give each tenant one`,
 		}},
 
 		{"every problem at once", func(c *Config) {
@@ -593,6 +673,45 @@ func TestEveryKeyHasAVariable(t *testing.T) {
 	}
 }
 
+// TestQuotaLimits reads per-tenant plans from the environment, as an
+// operator sets them, and checks that an override replaces only the keys
+// it names.
+func TestQuotaLimits(t *testing.T) {
+	c, err := Load("", []string{
+		"VIGIL_QUOTAS_MAX_ACTIVE_TASKS=3",
+		"VIGIL_QUOTAS_TENANTS=acme requests_per_minute=1200 max_active_tasks=50, trial max_run_duration=2m tool_calls_per_minute=0",
+	}, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Quotas.Limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Plan{RequestsPerMinute: 600, ToolCallsPerMinute: 120, MaxActiveTasks: 3, MaxRunDuration: 30 * time.Minute}
+	for tenant, want := range map[string]Plan{
+		"acme":    {RequestsPerMinute: 1200, ToolCallsPerMinute: 120, MaxActiveTasks: 50, MaxRunDuration: 30 * time.Minute},
+		"trial":   {RequestsPerMinute: 600, ToolCallsPerMinute: 0, MaxActiveTasks: 3, MaxRunDuration: 2 * time.Minute},
+		"default": def,
+		"globex":  def,
+	} {
+		if got := l.For(tenant); got != want {
+			t.Errorf("For(%q) = %+v, want %+v", tenant, got, want)
+		}
+	}
+
+	_, err = Load("", []string{"VIGIL_QUOTAS_TENANTS=acme requests_per_minute=many"}, Overrides{})
+	want := `quotas.tenants: entry 1 ("acme requests_per_minute=many"): requests_per_minute: want from 0 (no limit) to 1000000, got "many"`
+	if got := messages(t, err); !slices.Equal(got, []string{want}) {
+		t.Errorf("Load with a bad override: %q, want %q", got, want)
+	}
+	q := Default().Quotas
+	q.Tenants = []string{"acme max_active_tasks=1", "acme max_active_tasks=2"}
+	if _, err := q.Limits(); vigil.ErrorCode(err) != vigil.Invalid || !strings.Contains(err.Error(), "tenant acme has entry 1 already") {
+		t.Errorf("Limits with a tenant twice: %v", err)
+	}
+}
+
 func allIn(names []string, m map[string]string) bool {
 	for _, n := range names {
 		if _, ok := m[n]; !ok {
@@ -654,7 +773,7 @@ func TestRedacted(t *testing.T) {
 			t.Errorf("Redacted changed its receiver: %q", c.Store.Redis.URL)
 		}
 		r.Store.Redis.URL = c.Store.Redis.URL
-		if r != c {
+		if !reflect.DeepEqual(r, c) {
 			t.Errorf("Redacted changed more than the secret: %+v", r)
 		}
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -91,6 +92,12 @@ func (c Config) Validate() error {
 
 	// auth
 	c.Auth.validate(bad)
+
+	// execution
+	c.validateExecution(bad)
+
+	// quotas
+	c.Quotas.validate(bad)
 
 	return errors.Join(errs...)
 }
@@ -214,3 +221,88 @@ func checkRedisURL(s string) string {
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// validateExecution checks the workers, scheduler, retry, tools and llm
+// sections.
+func (c Config) validateExecution(bad func(string, string, ...any)) {
+	w := c.Workers
+	if w.Concurrency < 1 || w.Concurrency > 10_000 {
+		bad("workers.concurrency", "want from 1 to 10000, got %d", w.Concurrency)
+	}
+	if w.TenantConcurrency < 1 || w.TenantConcurrency > max(w.Concurrency, 1) {
+		bad("workers.tenant_concurrency", "want from 1 to workers.concurrency (%d), got %d", w.Concurrency, w.TenantConcurrency)
+	}
+	if w.Rate < 0 {
+		bad("workers.rate", "must be 0 (no cap) or more, got %d", w.Rate)
+	}
+	if w.Lease < time.Second {
+		bad("workers.lease", "want at least 1s, got %s", w.Lease)
+	}
+	positive(bad, "workers.stop_timeout", w.StopTimeout)
+	if !w.Embedded && c.Store.Driver == DriverBolt {
+		bad("workers.embedded", "the bolt store is one process's: its runs need workers inside vigil serve (use redis for vigil worker)")
+	}
+
+	s := c.Scheduler
+	if s.Tick < 10*time.Millisecond || s.Tick > time.Minute {
+		bad("scheduler.tick", "want from 10ms to 1m, got %s", s.Tick)
+	}
+	if s.Batch < 1 || s.Batch > 10_000 {
+		bad("scheduler.batch", "want from 1 to 10000, got %d", s.Batch)
+	}
+	positive(bad, "scheduler.grace", s.Grace)
+	if s.LeaseTTL < time.Second {
+		bad("scheduler.lease_ttl", "want at least 1s, got %s", s.LeaseTTL)
+	}
+
+	r := c.Retry
+	if r.Transient < 0 || r.Transient > 10 {
+		bad("retry.transient", "want from 0 to 10, got %d", r.Transient)
+	}
+	if _, err := r.Backoffs(); err != nil {
+		bad("retry.backoff", "%v", err)
+	}
+	if r.JitterPercent < 0 || r.JitterPercent > 100 {
+		bad("retry.jitter_percent", "want from 0 to 100, got %d", r.JitterPercent)
+	}
+
+	for _, a := range c.Tools.Allow {
+		if strings.TrimSpace(a) == "" {
+			bad("tools.allow", "an empty entry; want an address, a prefix or a host name")
+		}
+	}
+
+	l := c.LLM
+	switch l.Provider {
+	case "":
+	case "openai", "ollama", "anthropic":
+		if l.Model == "" {
+			bad("llm.model", "provider %s needs a model name", l.Provider)
+		}
+	default:
+		bad("llm.provider", "want one of \"\" (the offline model), openai, ollama, anthropic; got %q", l.Provider)
+	}
+	if l.BaseURL != "" {
+		if u, err := url.Parse(l.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("llm.base_url", "want an absolute http or https URL, got %q", l.BaseURL)
+		}
+	}
+	positive(bad, "llm.timeout", l.Timeout)
+}
+
+// Backoffs returns Backoff as durations: each positive, at most a day, at
+// most 10 of them.
+func (r Retry) Backoffs() ([]time.Duration, error) {
+	if len(r.Backoff) > 10 {
+		return nil, fmt.Errorf("want at most 10 waits, got %d", len(r.Backoff))
+	}
+	ds := make([]time.Duration, 0, len(r.Backoff))
+	for i, s := range r.Backoff {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 || d > 24*time.Hour {
+			return nil, fmt.Errorf("wait %d: want a duration from 1ms to 24h such as 10s, got %q", i+1, s)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}

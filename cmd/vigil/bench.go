@@ -16,7 +16,6 @@ import (
 	"github.com/vigilhq/vigil/bench"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/store"
-	"github.com/vigilhq/vigil/store/bolt"
 )
 
 // runBench is `vigil bench WORKLOAD [flags]`. The workloads:
@@ -25,41 +24,49 @@ import (
 //     throw-away bolt file or under a throw-away Redis key prefix;
 //   - burst: N periodic tasks due at the same instant, dispatched by the
 //     scheduler and run by a worker pool with the built-in executor and a
-//     no-op tool (bench.Burst), on a throw-away bolt file. It refuses
-//     --redis: Redis has a tasks.Store but no run queue yet (only the bolt
-//     file has one), and a Redis store with a bolt queue is no deployment
-//     anyone runs, so its figures would answer nothing.
+//     no-op tool (bench.Burst), on a throw-away bolt file or under a
+//     throw-away Redis key prefix, each with the run queue
+//     store.OpenExecution gives it, as `vigil serve` runs;
+//   - mcp: create_task with structured fields against a no-op tool on the
+//     same MCP server, from concurrent streamable-HTTP clients, in
+//     alternating phases (bench.MCP), on a throw-away bolt file or under a
+//     throw-away Redis key prefix.
 //
-// Each workload's flags are refused with the other one.
+// A flag of one workload is refused with the others.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vigil bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: vigil bench streams [--redis URL] [flags]\n       vigil bench burst [--n 100000] [--tenants 10] [--workers 16] [flags]\n\nflags:\n")
+		fmt.Fprint(fs.Output(), "usage: vigil bench streams [--redis URL] [flags]\n       vigil bench burst [--n 100000] [--tenants 10] [--workers 16] [flags]\n"+
+			"       vigil bench mcp [--clients 32] [--duration 10s] [--redis URL] [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	redisURL := fs.String("redis", "", "measure the Redis store at `URL` (default: a bolt file in a temporary directory); streams only, for now")
+	redisURL := fs.String("redis", "", "measure the Redis store at `URL` (default: a bolt file in a temporary directory)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
 
 	var so bench.StreamsOptions
+	var mo bench.MCPOptions
 	var coalesce *bool
+	var duration *time.Duration
+	sharedFlags := flagsOf(fs, func() {
+		coalesce = fs.Bool("coalesce", true, "streams and mcp, Redis: pipeline concurrent appends (store.redis.coalesce)")
+		duration = fs.Duration("duration", 0, "streams: length of the delivery run (default 5s); mcp: measured time, shared by the phases (default 10s)")
+	})
 	streamsFlags := flagsOf(fs, func() {
-		coalesce = fs.Bool("coalesce", true, "streams, Redis: pipeline concurrent appends (store.redis.coalesce)")
 		fs.IntVar(&so.Events, "events", 100_000, "streams: events per append run")
 		fs.IntVar(&so.Writers, "writers", 64, "streams: concurrent appenders")
 		fs.IntVar(&so.Threads, "threads", 1000, "streams: threads in the many-threads append run")
 		fs.IntVar(&so.ReplayEvents, "replay-events", 10_000, "streams: events in the replayed thread")
 		fs.IntVar(&so.Subscribers, "subscribers", 1000, "streams: concurrent SSE subscribers")
 		fs.IntVar(&so.Rate, "rate", 100, "streams: events per second during the delivery run")
-		fs.DurationVar(&so.Duration, "duration", 5e9, "streams: length of the delivery run")
 	})
 	var bo bench.BurstOptions
 	var verbose *bool
 	burstFlags := flagsOf(fs, func() {
 		fs.IntVar(&bo.Tasks, "n", 100_000, "burst: periodic tasks, all due at the same instant")
 		fs.IntVar(&bo.Tenants, "tenants", 10, "burst: tenants the tasks are spread over")
-		fs.IntVar(&bo.Workers, "workers", defaultWorkers, "burst: worker concurrency (vigil serve's)")
-		fs.IntVar(&bo.TenantCap, "tenant-cap", 0, fmt.Sprintf("burst: runs of one tenant executing at once; 0 means no cap beyond --workers (vigil serve caps at %d)", defaultTenantConcurrency))
+		fs.IntVar(&bo.Workers, "workers", config.Default().Workers.Concurrency, "burst: worker concurrency (vigil serve's default)")
+		fs.IntVar(&bo.TenantCap, "tenant-cap", 0, fmt.Sprintf("burst: runs of one tenant executing at once; 0 means no cap beyond --workers (vigil serve caps at %d)", config.Default().Workers.TenantConcurrency))
 		fs.DurationVar(&bo.Jitter, "jitter", 0, "burst: every task's trigger jitter")
 		fs.DurationVar(&bo.Lead, "lead", 2*time.Second, "burst: time from the last task created to the due time")
 		fs.IntVar(&bo.Creators, "creators", 256, "burst: concurrent writers creating the tasks")
@@ -68,25 +75,35 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.DurationVar(&bo.Timeout, "timeout", 10*time.Minute, "burst: give up when runs are still unfinished this long after the due time")
 		verbose = fs.Bool("v", false, "burst: print the scheduler's and workers' warnings and errors")
 	})
+	var session *bool
+	mcpFlags := flagsOf(fs, func() {
+		fs.IntVar(&mo.Clients, "clients", 32, "mcp: concurrent MCP clients")
+		fs.IntVar(&mo.Rounds, "rounds", 3, "mcp: rounds of a no-op phase then a create_task phase; figures are medians over the rounds")
+		fs.IntVar(&mo.Calls, "calls", 0, "mcp: calls per client and phase instead of --duration")
+		fs.DurationVar(&mo.Warmup, "warmup", time.Second, "mcp: unmeasured calls before the first round, half of each tool; 0 for none")
+		session = fs.Bool("session", false, "mcp: clients speak the 2025-11-25 session protocol instead of 2026-07-28")
+	})
 	workload, err := parseWithArg(fs, args, "WORKLOAD")
 	if err != nil {
 		return err
 	}
+	takes := map[string][]string{ // the flags only some workloads take
+		"streams": slices.Concat(sharedFlags, streamsFlags),
+		"burst":   burstFlags,
+		"mcp":     slices.Concat(sharedFlags, mcpFlags),
+	}
+	specific := slices.Concat(sharedFlags, streamsFlags, burstFlags, mcpFlags)
 	var foreign []string
 	fs.Visit(func(f *flag.Flag) {
-		if workload == "streams" && slices.Contains(burstFlags, f.Name) || workload == "burst" && slices.Contains(streamsFlags, f.Name) {
+		if slices.Contains(specific, f.Name) && !slices.Contains(takes[workload], f.Name) {
 			foreign = append(foreign, "--"+f.Name)
 		}
 	})
 	switch {
-	case workload != "streams" && workload != "burst":
-		return fmt.Errorf("unknown workload %q; known: streams, burst", workload)
+	case takes[workload] == nil:
+		return fmt.Errorf("unknown workload %q; known: streams, burst, mcp", workload)
 	case len(foreign) > 0:
 		return fmt.Errorf("%s: not a flag of the %s workload", strings.Join(foreign, ", "), workload)
-	case workload == "burst" && *redisURL != "":
-		return fmt.Errorf("burst: --redis is not supported yet: Redis has a task store but no run queue " +
-			"(only the embedded bolt store has one), so runs cannot be dispatched on Redis; run the burst without --redis " +
-			"to measure the embedded store")
 	}
 
 	c := config.Default().Store
@@ -106,6 +123,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer os.RemoveAll(dir)
 		c.DataDir = dir
 	}
+	if workload == "mcp" && mo.Warmup == 0 {
+		mo.Warmup = -1 // --warmup 0: none
+	}
+	so.Duration, mo.Duration = *duration, *duration
 	backend, err := store.Open(ctx, c)
 	if err != nil {
 		return err
@@ -133,15 +154,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintln(stdout)
 
 	if workload == "burst" {
-		db, ok := backend.(*bolt.DB)
-		if !ok {
-			return fmt.Errorf("burst: the %s store has no run queue", c.Driver)
+		x, err := store.OpenExecution(ctx, backend, true)
+		if err != nil {
+			return fmt.Errorf("burst: %w", err)
 		}
 		bo.Progress = stderr
 		if *verbose {
 			bo.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}
-		r, err := bench.Burst(ctx, db, bolt.NewQueue(db, bolt.QueueOptions{}), bo)
+		r, err := bench.Burst(ctx, backend, x.Queue, bo)
+		if _, werr := r.WriteTo(stdout); err == nil {
+			err = werr
+		}
+		return err
+	}
+
+	if workload == "mcp" {
+		mo.Backend, mo.Session, mo.Progress = backend, *session, stderr
+		r, err := bench.MCP(ctx, mo)
+		if err == nil {
+			err = r.Check()
+		}
 		if _, werr := r.WriteTo(stdout); err == nil {
 			err = werr
 		}

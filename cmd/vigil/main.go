@@ -1,12 +1,13 @@
 // Command vigil is the Vigil server and its tools, one binary with several
 // roles:
 //
-//	vigil serve   HTTP API, SSE and (later) MCP, on the embedded store by default
+//	vigil serve   HTTP API, SSE and MCP, on the embedded store by default
+//	vigil worker  execute queued runs only, against Redis; run as many as needed
 //	vigil tail    follow a thread's events from a terminal, resuming after drops
 //	vigil keys    create, list and revoke API keys in the configured store
 //	vigil plan    run the offline planner on one request and print the plan
 //	vigil mcp     serve MCP over stdio for local clients (Claude Desktop)
-//	vigil bench   run a load workload (streams, burst) and report its figures
+//	vigil bench   run a load workload (streams, burst, mcp) and report its figures
 //
 // This package is wiring only: it parses flags and config and connects the
 // parts; the parts live in their own packages.
@@ -33,11 +34,12 @@ const usage = `usage: vigil <command> [flags]
 
 commands:
   serve   start the server (embedded store at 127.0.0.1:7070 unless configured)
+  worker  execute task runs against Redis, apart from the server: vigil worker --redis URL
   tail    follow a thread's events: vigil tail THREAD [--after ID] [--server URL]
   keys    manage API keys: vigil keys create --tenant T --role R [--user U] (also list, revoke)
   plan    plan one request offline: vigil plan --tz ZONE --now RFC3339 --json "TEXT"
   mcp     serve MCP on stdin/stdout for local clients: vigil mcp [--config FILE] [--data DIR] [--redis URL]
-  bench   run a load workload and report figures: vigil bench streams|burst [flags]
+  bench   run a load workload and report figures: vigil bench streams|burst|mcp [flags]
 
 Run 'vigil <command> -h' for a command's flags.
 `
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
+	case "worker":
+		err = runWorker(ctx, rest, stdout, stderr)
 	case "keys":
 		err = runKeys(ctx, rest, stdout, stderr)
 	case "tail":

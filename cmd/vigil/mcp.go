@@ -48,31 +48,43 @@ func runMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	defer backend.Close()
 
-	// With the embedded store this process is the only one on the data
-	// directory, so it runs the scheduler and workers too, as vigil serve
-	// does: the tasks a client creates run while it is connected.
-	registry, err := newRegistry(logger)
+	// This process runs what vigil serve would: with the embedded store it
+	// is the only one on the data directory, so the tasks a client creates
+	// run while it is connected.
+	registry, err := newRegistry(cfg.Tools.Allow, logger)
 	if err != nil {
 		return err
 	}
-	rt, managed, err := newTaskRuntime(ctx, backend, backend, registry, logger)
+	model, err := newModel(cfg.LLM)
 	if err != nil {
 		return err
 	}
-	if rt != nil {
-		rt.Start()
-		defer func() {
-			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-			defer cancel()
-			_ = rt.Stop(stopCtx)
-		}()
+	plugins, err := newPlugins(ctx, cfg, backend, registry, logger)
+	if err != nil {
+		return err
 	}
-	taskManager := tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: logger, ManagesAll: managesAllTasks})
+	defer plugins.Close() // before the store's deferred Close
+	mem, err := openMemory(cfg, backend, logger)
+	if err != nil {
+		return err
+	}
+	rt, managed, err := newTaskRuntime(ctx, cfg, backend, registry, model, mem, serveRole(cfg), logger)
+	if err != nil {
+		return err
+	}
+	rt.Start()
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		_ = rt.Stop(stopCtx)
+	}()
+	taskManager := tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: logger, ManagesAll: managesAllTasks, ReadsAll: readsAllTasks})
 
 	srv := mcpserver.New(mcpserver.Options{
 		Log:      backend,
 		Hub:      streams.NewHub(backend, streams.HubOptions{Logger: logger}),
 		Registry: registry,
+		Plugins:  plugins,
 		Tasks:    taskManager,
 		Allow:    func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
 		Logger:   logger,

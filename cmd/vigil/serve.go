@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
+	"github.com/vigilhq/vigil/toolsregistry"
 
 	// Tasks name IANA time zones; embed the zone database so that they
 	// resolve on hosts without one (minimal containers).
@@ -43,7 +43,10 @@ type Main struct {
 	ln      net.Listener
 	srv     *http.Server
 	served  chan error
-	// tasksRuntime runs the scheduler and workers in process (bolt store).
+	// plugins keeps the registry's plugin tools in step with the store.
+	plugins *toolsregistry.Sync
+	// tasksRuntime runs the scheduler and, unless workers.embedded is off,
+	// the workers.
 	tasksRuntime *taskRuntime
 
 	closeOnce sync.Once
@@ -74,46 +77,53 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	registry, err := newRegistry(m.Logger)
+	registry, err := newRegistry(m.Config.Tools.Allow, m.Logger)
 	if err != nil {
 		_ = backend.Close()
 		return err
 	}
+	model, err := newModel(m.Config.LLM)
+	if err != nil {
+		_ = backend.Close()
+		return err
+	}
+	plugins, err := newPlugins(ctx, m.Config, backend, registry, m.Logger)
+	if err != nil {
+		_ = backend.Close()
+		return err
+	}
+	m.plugins = plugins
 
-	// Both stores hold tasks; only the embedded one runs them in process
-	// so far (Redis mode waits for its queue and `vigil worker`).
-	rt, managed, err := newTaskRuntime(ctx, backend, backend, registry, m.Logger)
+	// The scheduler runs here unless scheduler.enabled is off, the workers
+	// unless workers.embedded is (then vigil worker processes run them).
+	rt, managed, err := newTaskRuntime(ctx, m.Config, backend, registry, model, mem, serveRole(m.Config), m.Logger)
 	if err != nil {
-		_ = backend.Close()
+		m.abandon()
 		return err
-	}
-	if rt == nil {
-		m.Logger.Warn("tasks are stored but not run: the Redis run queue and `vigil worker` are not built yet", "store", m.Config.Store.Driver)
 	}
 	m.tasksRuntime = rt
-	taskManager := tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger, ManagesAll: managesAllTasks})
+	taskManager := tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger, ManagesAll: managesAllTasks, ReadsAll: readsAllTasks})
 
-	// The main agent answers POST /v1/threads/{id}/messages, with the
-	// offline model until LLM providers are configured; it needs tasks.
-	assistant := agent.NewAssistant(agent.AssistantOptions{Tasks: taskManager, Log: backend, Memory: mem, Logger: m.Logger})
+	// The main agent answers POST /v1/threads/{id}/messages.
+	assistant := agent.NewAssistant(agent.AssistantOptions{Model: model, Tasks: taskManager, Log: backend, Memory: mem, Logger: m.Logger})
 
 	authn, keys, authDesc, err := newAuth(m.Config, backend, m.Logger)
 	if err != nil {
-		_ = backend.Close()
+		m.abandon()
 		return err
 	}
 
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
-	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat, Auth: authn, Keys: keys, Assistant: assistant})
+	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat, Auth: authn, Keys: keys, Assistant: assistant, Metrics: rt.metrics.Handler(), Tools: plugins})
 	mcpSrv := mcpserver.New(mcpserver.Options{
-		Log: backend, Hub: hub, Registry: registry, Tasks: taskManager, Logger: m.Logger,
+		Log: backend, Hub: hub, Registry: registry, Plugins: plugins, Tasks: taskManager, Logger: m.Logger,
 		Allow: func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
 	})
 	api.Handle("/mcp", mcpSrv.Handler())
 
 	ln, err := net.Listen("tcp", m.Config.Server.Addr)
 	if err != nil {
-		_ = m.backend.Close()
+		m.abandon()
 		return fmt.Errorf("listen %s: %w", m.Config.Server.Addr, err)
 	}
 	m.ln = ln
@@ -131,6 +141,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Logger.Info("vigil serving", "addr", m.Addr(), "store", m.Config.Store.Driver, "auth", authDesc)
 	return nil
+}
+
+// abandon releases what Run opened before it failed: the plugin sync,
+// then the store.
+func (m *Main) abandon() {
+	m.plugins.Close()
+	_ = m.backend.Close()
 }
 
 // Addr returns the address the server listens on, with the real port when
@@ -170,6 +187,9 @@ func (m *Main) close() error {
 		errs = append(errs, m.tasksRuntime.Stop(ctx))
 		cancel()
 	}
+	if m.plugins != nil {
+		m.plugins.Close() // before the store: its watch would retry
+	}
 	if m.backend != nil {
 		errs = append(errs, m.backend.Close())
 	}
@@ -181,18 +201,12 @@ func (m *Main) close() error {
 // beside the database, made on first start. With Redis and no key, profiles
 // are off: instances could not agree on a generated key.
 func openMemory(c config.Config, backend store.Backend, logger *slog.Logger) (*memory.Service, error) {
-	var key []byte
-	var err error
-	switch {
-	case c.Memory.Key != "":
-		key, err = memory.ParseKey(c.Memory.Key)
-	case c.Store.Driver == config.DriverBolt:
-		key, err = memory.KeyFile(filepath.Join(c.Store.DataDir, "memory.key"))
-	default:
-		logger.Warn("memory.key is not set: long-term profiles are off")
-	}
+	key, err := memoryKey(c)
 	if err != nil {
 		return nil, err
+	}
+	if key == nil {
+		logger.Warn("memory.key is not set: long-term profiles are off")
 	}
 	return memory.New(backend, memory.Options{Key: key, ShortTermTokens: c.Memory.ShortTermTokens, Logger: logger})
 }
@@ -200,6 +214,10 @@ func openMemory(c config.Config, backend store.Backend, logger *slog.Logger) (*m
 // managesAllTasks reports whether p may see and change every task of its
 // tenant (auth's tasks:manage_all); others are limited to their own.
 func managesAllTasks(p vigil.Principal) bool { return auth.Allowed(p, auth.TasksManageAll) == nil }
+
+// readsAllTasks reports whether p may read every task of its tenant
+// (auth's tasks:read_all, a viewer's) while changing only its own.
+func readsAllTasks(p vigil.Principal) bool { return auth.Allowed(p, auth.TasksReadAll) == nil }
 
 // newLogger returns the configured slog logger; its records carry the trace
 // id and tenant of their context.

@@ -5,96 +5,155 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
+	"github.com/vigilhq/vigil/agent"
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/memory"
+	"github.com/vigilhq/vigil/metrics"
 	"github.com/vigilhq/vigil/store"
-	"github.com/vigilhq/vigil/store/bolt"
 	"github.com/vigilhq/vigil/tasks"
 	"github.com/vigilhq/vigil/toolsregistry"
 )
 
-// Execution defaults until config has keys for them. Proposed keys:
-// workers.embedded (bool, default true), workers.concurrency,
-// workers.tenant_concurrency, workers.rate (executions per second),
-// workers.lease, scheduler.tick, scheduler.batch, retry.backoff (list of
-// durations), notify.allow (addresses webhooks may reach that are not
-// public).
-const (
-	defaultWorkers           = 16
-	defaultTenantConcurrency = 4
-)
+// role says which parts of the execution side a process runs.
+type role struct {
+	scheduler bool // dispatch due tasks (vigil serve, scheduler.enabled)
+	workers   bool // execute queued runs (vigil worker; vigil serve when workers.embedded)
+}
 
-// taskRuntime is the execution side of tasks running inside `vigil serve`
-// on the embedded store: the scheduler and a worker pool over the queue in
-// the bolt file, with the built-in step executor and webhooks.
+// serveRole is what vigil serve runs under c.
+func serveRole(c config.Config) role {
+	return role{scheduler: c.Scheduler.Enabled, workers: c.Workers.Embedded}
+}
+
+// taskRuntime is the execution side of a process: the scheduler, which
+// turns due tasks into queued runs, and a worker pool, which executes them,
+// over the backend's run queue (store.Execution). Either may be absent:
+// vigil worker runs workers only; vigil serve with workers.embedded false
+// runs the scheduler only.
 type taskRuntime struct {
 	sched  *tasks.Scheduler
 	worker *tasks.Worker
 	logger *slog.Logger
+	// metrics counts what the scheduler and workers do, and reads the
+	// queue's depth at each scrape: GET /metrics.
+	metrics *metrics.Tasks
+	stop    time.Duration // workers.stop_timeout
 
 	stopSched context.CancelFunc
 	schedDone chan struct{}
 }
 
-// newTaskRuntime prepares the execution side when backend is the bolt
-// store, and returns it with the store the Manager should use: one whose
-// new runs reach the queue (tasks.DispatchStore). On other backends it
-// returns no runtime and ts unchanged (Redis mode runs `vigil worker`,
-// still to come). Nothing runs until Start.
-func newTaskRuntime(ctx context.Context, backend store.Backend, ts tasks.Store, reg *toolsregistry.Registry, logger *slog.Logger) (*taskRuntime, tasks.Store, error) {
-	db, ok := backend.(*bolt.DB)
-	if !ok {
-		return nil, ts, nil
-	}
-	q := bolt.NewQueue(db, bolt.QueueOptions{})
-	// The file is this process's alone: leases in it are a dead process's.
-	if n, err := q.Recover(ctx); err != nil {
-		return nil, nil, fmt.Errorf("tasks: recover the run queue: %w", err)
-	} else if n > 0 {
-		logger.Info("resuming runs the last stop interrupted", "runs", n)
-	}
-	notifier, err := tasks.NewNotifier(tasks.NotifierOptions{Logger: logger})
+// newTaskRuntime prepares what r asks for on backend, and returns it with
+// the store the Manager should use: one whose new runs reach the queue
+// (tasks.DispatchStore), so that "run now" and chained runs start without
+// waiting for a scheduler tick. Nothing runs until Start.
+func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend, reg *toolsregistry.Registry, model agent.Model, mem *memory.Service, r role, logger *slog.Logger) (*taskRuntime, tasks.Store, error) {
+	exec, err := store.OpenExecution(ctx, backend, r.workers)
 	if err != nil {
 		return nil, nil, err
 	}
-	rt := &taskRuntime{
-		sched: tasks.NewScheduler(tasks.SchedulerOptions{Store: ts, Queue: q, Log: backend, Logger: logger}),
-		worker: tasks.NewWorker(tasks.WorkerOptions{
-			Store: ts, Queue: q, Log: backend, Notifier: notifier, Logger: logger,
-			Executor:    tasks.NewStepExecutor(tasks.StepExecutorOptions{Registry: reg, Store: ts, Logger: logger}),
-			Concurrency: defaultWorkers, TenantConcurrency: defaultTenantConcurrency,
-		}),
-		logger: logger,
+	if exec.Recovered > 0 {
+		logger.Info("resuming runs the last stop interrupted", "runs", exec.Recovered)
 	}
-	return rt, &tasks.DispatchStore{Store: ts, Queue: q}, nil
+	rt := &taskRuntime{logger: logger, stop: c.Workers.StopTimeout,
+		metrics: metrics.NewTasks(metrics.TasksOptions{Queue: exec.Queue, Logger: logger})}
+	if r.scheduler {
+		rt.sched = tasks.NewScheduler(tasks.SchedulerOptions{
+			Store: backend, Queue: exec.Queue, Log: backend, Logger: logger, Lease: exec.Lease,
+			Tick: c.Scheduler.Tick, Batch: c.Scheduler.Batch, Grace: c.Scheduler.Grace, LeaseTTL: c.Scheduler.LeaseTTL,
+			Observer: rt.metrics,
+		})
+	}
+	if r.workers {
+		guard := toolsregistry.GuardOptions{Allow: c.Tools.Allow}
+		g, err := toolsregistry.NewGuard(guard)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tools.allow: %w", err)
+		}
+		notifier, err := tasks.NewNotifier(tasks.NotifierOptions{Guard: g, Logger: logger})
+		if err != nil {
+			return nil, nil, err
+		}
+		backoff, err := c.Retry.Backoffs()
+		if err != nil {
+			return nil, nil, fmt.Errorf("retry.backoff: %w", err)
+		}
+		jitter := float64(c.Retry.JitterPercent) / 100
+		if jitter == 0 {
+			jitter = -1 // RetryPolicy: negative is none, zero the default
+		}
+		runExec, err := newExecutor(reg, backend, model, mem, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		rt.worker = tasks.NewWorker(tasks.WorkerOptions{
+			Store: backend, Queue: exec.Queue, Log: backend, Notifier: notifier, Logger: logger,
+			Executor:    runExec,
+			Concurrency: c.Workers.Concurrency, TenantConcurrency: c.Workers.TenantConcurrency,
+			Rate:     float64(c.Workers.Rate),
+			Lease:    c.Workers.Lease,
+			Retry:    tasks.RetryPolicy{Transient: c.Retry.Transient, Backoff: backoff, Jitter: jitter},
+			Observer: rt.metrics,
+		})
+	}
+	return rt, &tasks.DispatchStore{Store: backend, Queue: exec.Queue}, nil
+}
+
+// newExecutor returns the run executor: the task agent, which runs a task's
+// instruction through the model in a tool-calling loop, and its declared
+// steps through the built-in step executor when there is no LLM (or the LLM
+// fails). mem, if set, puts the owner's profile in the prompt.
+func newExecutor(reg *toolsregistry.Registry, ts tasks.Store, model agent.Model, mem *memory.Service, logger *slog.Logger) (tasks.Executor, error) {
+	return agent.NewTaskAgent(agent.TaskAgentOptions{
+		Model: model, Registry: reg, Store: ts, Memory: mem, Logger: logger,
+		Steps: tasks.NewStepExecutor(tasks.StepExecutorOptions{Registry: reg, Store: ts, Logger: logger}),
+	})
 }
 
 // Start starts the scheduler and the workers in the background.
 func (rt *taskRuntime) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	rt.stopSched, rt.schedDone = cancel, make(chan struct{})
-	go func() {
-		defer close(rt.schedDone)
-		_ = rt.sched.Run(ctx)
-	}()
-	// The workers stop only by Stop: gracefully.
-	rt.worker.Start(context.Background())
-	rt.logger.Info("tasks: scheduler and workers started", "workers", defaultWorkers, "worker", rt.worker.ID())
+	if rt.sched != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		rt.stopSched, rt.schedDone = cancel, make(chan struct{})
+		go func() {
+			defer close(rt.schedDone)
+			_ = rt.sched.Run(ctx)
+		}()
+	}
+	if rt.worker != nil {
+		// The workers stop only by Stop: gracefully.
+		rt.worker.Start(context.Background())
+	}
+	rt.logger.Info("tasks: execution started", "scheduler", rt.sched != nil, "workers", rt.worker != nil, "worker", rt.workerID())
+}
+
+func (rt *taskRuntime) workerID() string {
+	if rt.worker == nil {
+		return ""
+	}
+	return rt.worker.ID()
 }
 
 // Stop stops the scheduler, then the workers gracefully: running runs
-// finish or checkpoint by ctx's deadline and go back to the queue, their
-// leases released.
+// finish or checkpoint within workers.stop_timeout (or by ctx's deadline,
+// if earlier) and go back to the queue, their leases released.
 func (rt *taskRuntime) Stop(ctx context.Context) error {
-	if rt.stopSched == nil {
+	if rt.stopSched != nil {
+		rt.stopSched()
+		select {
+		case <-rt.schedDone:
+		case <-ctx.Done():
+			return errors.New("tasks: the scheduler did not stop")
+		}
+	}
+	if rt.worker == nil {
 		return nil
 	}
-	rt.stopSched()
-	select {
-	case <-rt.schedDone:
-	case <-ctx.Done():
-		return errors.New("tasks: the scheduler did not stop")
-	}
+	ctx, cancel := context.WithTimeout(ctx, rt.stop)
+	defer cancel()
 	start := time.Now()
 	err := rt.worker.Stop(ctx)
 	rt.logger.Info("tasks: workers stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
@@ -103,10 +162,11 @@ func (rt *taskRuntime) Stop(ctx context.Context) error {
 
 // newRegistry returns the process's tools registry with the built-in tools:
 // one registry, shared by the task workers and MCP, so a tool registered
-// over MCP is one a task can call.
-func newRegistry(logger *slog.Logger) (*toolsregistry.Registry, error) {
+// over MCP is one a task can call. allow is tools.allow: what http_get may
+// reach although it is not public.
+func newRegistry(allow []string, logger *slog.Logger) (*toolsregistry.Registry, error) {
 	reg := toolsregistry.New(toolsregistry.Options{Logger: logger})
-	builtins, err := toolsregistry.Builtins(toolsregistry.BuiltinOptions{})
+	builtins, err := toolsregistry.Builtins(toolsregistry.BuiltinOptions{Guard: toolsregistry.GuardOptions{Allow: allow}})
 	if err != nil {
 		return nil, err
 	}
@@ -114,4 +174,56 @@ func newRegistry(logger *slog.Logger) (*toolsregistry.Registry, error) {
 		return nil, err
 	}
 	return reg, nil
+}
+
+// newModel returns the agents' model under c: the offline model when no
+// provider is configured, else the provider with the offline model as its
+// fallback (a warning event tells the thread when it answers instead).
+func newModel(c config.LLM) (agent.Model, error) {
+	offline := agent.Offline{}
+	if c.Provider == "" {
+		return offline, nil
+	}
+	lc, err := agent.NewLangChain(agent.ProviderConfig{
+		Kind: c.Provider, BaseURL: c.BaseURL, Model: c.Model, APIKeyEnv: c.APIKeyEnv, Timeout: c.Timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	return &agent.Fallback{Primary: lc, Secondary: offline, Timeout: c.Timeout}, nil
+}
+
+// memoryKey is the memory key: memory.key, or with bolt the key file beside
+// the data (made on first start); nil with Redis and none set.
+func memoryKey(c config.Config) ([]byte, error) {
+	switch {
+	case c.Memory.Key != "":
+		return memory.ParseKey(c.Memory.Key)
+	case c.Store.Driver == config.DriverBolt:
+		return memory.KeyFile(filepath.Join(c.Store.DataDir, "memory.key"))
+	}
+	return nil, nil
+}
+
+// newPlugins starts the sync of reg's plugin tools with the store: every
+// stored plugin is registered, and other instances' changes are followed,
+// until Close. Plugin secrets are sealed under the memory key; without one
+// (Redis with no memory.key) plugins can be neither registered nor loaded.
+func newPlugins(ctx context.Context, c config.Config, backend store.Backend, reg *toolsregistry.Registry, logger *slog.Logger) (*toolsregistry.Sync, error) {
+	key, err := memoryKey(c)
+	if err != nil {
+		return nil, err
+	}
+	if key == nil {
+		logger.Warn("memory.key is not set: plugin tools cannot be registered or loaded")
+	}
+	guard, err := toolsregistry.NewGuard(toolsregistry.GuardOptions{Allow: c.Tools.Allow})
+	if err != nil {
+		return nil, fmt.Errorf("tools.allow: %w", err)
+	}
+	s, err := toolsregistry.NewSync(reg, toolsregistry.SyncOptions{Store: backend, Key: key, Guard: guard, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return s, s.Start(ctx)
 }
