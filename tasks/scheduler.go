@@ -122,6 +122,13 @@ type SchedulerOptions struct {
 	// Observer is told of every slot fired and how late; default
 	// NopObserver.
 	Observer Observer
+	// SweepEvery is how often Run sweeps (see Sweep) while it holds the
+	// lease; default 5 minutes: a sweep repairs what a failure left (on
+	// Redis it SCANs the deployment's keys), the ticks do the rest. SweepAfter is how long a run must have
+	// been queued, without an update, before a sweep enqueues it again;
+	// default 1 minute.
+	SweepEvery time.Duration
+	SweepAfter time.Duration
 }
 
 // Scheduler turns the schedule index into queued runs. At each tick it
@@ -164,6 +171,8 @@ type Scheduler struct {
 	holder   string
 	logger   *slog.Logger
 	obs      Observer
+
+	sweepEvery, sweepAfter time.Duration
 }
 
 // NewScheduler returns a Scheduler.
@@ -172,6 +181,7 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 		store: opts.Store, queue: opts.Queue, log: opts.Log, now: opts.Now,
 		batch: opts.Batch, tick: opts.Tick, parallel: opts.Parallel, grace: opts.Grace,
 		lease: opts.Lease, leaseTTL: opts.LeaseTTL, holder: opts.Holder, logger: opts.Logger, obs: opts.Observer,
+		sweepEvery: opts.SweepEvery, sweepAfter: opts.SweepAfter,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -204,6 +214,12 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 	if s.obs == nil {
 		s.obs = NopObserver{}
 	}
+	if s.sweepEvery <= 0 {
+		s.sweepEvery = 5 * time.Minute
+	}
+	if s.sweepAfter <= 0 {
+		s.sweepAfter = time.Minute
+	}
 	return s
 }
 
@@ -232,8 +248,12 @@ type TickReport struct {
 }
 
 // Run dispatches due entries every Tick while it holds the lease, until
-// ctx ends; then it releases the lease and returns nil. Errors of a pass
-// are logged, and the next tick tries again.
+// ctx ends; then it waits for a sweep under way, releases the lease and
+// returns nil. Errors of a pass are logged, and the next tick tries again.
+//
+// While it holds the lease it also sweeps (Sweep) every SweepEvery, the
+// first time after its first pass. A sweep walks the whole store, so it
+// runs beside the ticks rather than delaying them, one at a time.
 func (s *Scheduler) Run(ctx context.Context) error {
 	ticker := time.NewTicker(s.tick)
 	defer ticker.Stop()
@@ -243,6 +263,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			_ = s.lease.Release(context.WithoutCancel(ctx), s.holder)
 		}
 	}()
+	var sweeps sync.WaitGroup
+	defer sweeps.Wait()
+	sweeping := make(chan struct{}, 1)
+	var nextSweep time.Time
 	for {
 		leader = s.hold(ctx, leader)
 		if leader {
@@ -252,6 +276,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			})
 			if err != nil && ctx.Err() == nil {
 				s.logger.ErrorContext(ctx, "tasks: scheduler pass failed", "err", err)
+			}
+		}
+		if now := s.now(); leader && ctx.Err() == nil && !now.Before(nextSweep) {
+			select {
+			case sweeping <- struct{}{}:
+				nextSweep = now.Add(s.sweepEvery)
+				sweeps.Go(func() {
+					defer func() { <-sweeping }()
+					if _, err := s.Sweep(ctx, now); err != nil && ctx.Err() == nil {
+						s.logger.ErrorContext(ctx, "tasks: scheduler sweep failed", "err", err)
+					}
+				})
+			default: // the last sweep is still going
 			}
 		}
 		select {
@@ -437,12 +474,29 @@ func (s *Scheduler) fire(ctx context.Context, e ScheduleEntry, now time.Time) Ti
 			rep.Duplicates = 1
 		}
 	}
-	if err := s.store.AdvanceNext(ctx, e, entryAfter(t, last)); err != nil {
+	after := entryAfter(t, last)
+	if err := s.store.AdvanceNext(ctx, e, after); err != nil {
 		if f := fail("advance", err); f.Failed > 0 {
 			return f
 		}
+	} else if after == nil {
+		s.finishFired(ctx, t, now)
 	}
 	return rep
+}
+
+// finishFired archives t, whose last slot the scheduler has just handled
+// and whose schedule entry it removed (a one-shot fired, or skipped), so
+// that t does not stay active until the next sweep; the sweep
+// (finishOneShot) stays as the repair when this fails or the process dies
+// first.
+func (s *Scheduler) finishFired(ctx context.Context, t Task, now time.Time) {
+	if t.Trigger.At.IsZero() {
+		return
+	}
+	if _, err := s.finishOneShot(ctx, t, now); err != nil {
+		s.logger.WarnContext(ctx, "tasks: fired one-shot task not archived; the sweep will", "tenant", t.Tenant, "task", t.ID, "err", err)
+	}
 }
 
 // isSlot reports whether s is a fire time of trig.

@@ -20,7 +20,10 @@ const (
 	// StatusPaused is a task the user stopped for now; Resume restarts it.
 	StatusPaused Status = "paused"
 	// StatusArchived is a task put away for good: it never fires again and
-	// cannot change; it can only be deleted.
+	// cannot change; it can only be deleted. Its runs and thread stay. A
+	// user archives a task, and the Scheduler's sweep archives a task with
+	// a one-shot time (Trigger.At) once that slot is dispatched: its work
+	// is done (see Scheduler.Sweep).
 	StatusArchived Status = "archived"
 )
 

@@ -148,6 +148,10 @@ type Store interface {
 	// tenant then task id, such as tenant + "\x00" + task id, and read
 	// them with ZRANGE BYSCORE in priority order.)
 	Due(ctx context.Context, now time.Time, limit int) ([]ScheduleEntry, error)
+
+	// SweepStore holds the walks over every tenant that the Scheduler's
+	// sweep makes: queued runs and active one-shot tasks (see SweepStore).
+	SweepStore
 }
 
 // Limits on pages.

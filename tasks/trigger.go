@@ -45,7 +45,8 @@ type Trigger struct {
 	// Jitter spreads due times: a slot is due at the slot plus a
 	// deterministic offset in [0, Jitter) derived from the task id and
 	// slot, so that a million tasks at 08:00 do not fire in one
-	// millisecond. Zero means none.
+	// millisecond; the offset is also shorter than the gap to the next
+	// slot (see DueAt). Zero means none.
 	Jitter Duration `json:"jitter,omitempty"`
 	// Event names an ingested event source (POST /v1/events/{source}) that
 	// wakes the task; monitors only.
@@ -176,9 +177,22 @@ func (t Trigger) Next(after time.Time) (time.Time, bool) {
 // trigger's jitter offset, a value in [0, Jitter) fixed by the task id and
 // the slot, so that every process and every restart computes the same due
 // time, and different tasks with the same slot spread evenly.
+//
+// The offset is also shorter than the gap from slot to the trigger's next
+// slot, so that every slot is due before the next one and due times come
+// in slot order. A cron expression's slots may be closer than its Jitter
+// (every 20 minutes with a jitter of 45); without the bound, a later slot
+// with a small offset would be due before an earlier one with a large
+// offset, the scheduler would find the earlier slot's entry late behind
+// it, fire only the latest due slot, and with catch_up skip count it as
+// missed, although no scheduler was down.
 func (t Trigger) DueAt(taskID string, slot time.Time) time.Time {
 	if t.Jitter <= 0 {
 		return slot
+	}
+	span := time.Duration(t.Jitter)
+	if next, ok := t.Next(slot); ok && next.Sub(slot) < span {
+		span = next.Sub(slot)
 	}
 	h := fnv.New64a()
 	h.Write([]byte(taskID))
@@ -188,7 +202,7 @@ func (t Trigger) DueAt(taskID string, slot time.Time) time.Time {
 		b[i] = byte(ms >> (8 * i))
 	}
 	h.Write(b[:])
-	return slot.Add(time.Duration(h.Sum64() % uint64(t.Jitter)))
+	return slot.Add(time.Duration(h.Sum64() % uint64(span)))
 }
 
 // Location returns the time zone of t's wall-clock times: TZ, or UTC.
