@@ -56,6 +56,10 @@ type BurstOptions struct {
 	// Logger receives the scheduler's and the worker's logs (default:
 	// none). Warnings and errors are counted in the report either way.
 	Logger *slog.Logger
+	// ServerCPU, when set, returns the CPU time the backend's server has
+	// used so far (Redis: INFO cpu), read when the runs start and when
+	// they have finished, so that the report says how busy it was.
+	ServerCPU func(context.Context) (time.Duration, error)
 }
 
 func (o BurstOptions) withDefaults() BurstOptions {
@@ -116,6 +120,13 @@ type BurstReport struct {
 	Finished int
 	Complete time.Duration // due → last run finished
 	TimedOut bool          // Timeout passed before every run finished
+
+	// CPU time from the start of the scheduler and workers (Lead before
+	// the due time) until every run finished (or the timeout): this
+	// process's, and the backend server's when BurstOptions.ServerCPU is
+	// set (ServerCPUKnown). Wall is that span in real time.
+	Wall, ProcessCPU, ServerCPU time.Duration
+	ServerCPUKnown              bool
 
 	// Lateness of every run found: worker start minus due time, sorted;
 	// and by priority.
@@ -205,6 +216,14 @@ func (r BurstReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	fmt.Fprintf(&b, "complete all runs       %10s  after due (%d of %d finished%s)\n", ms(r.Complete), r.Finished, r.Tasks, timedOut)
 	fmt.Fprintf(&b, "throughput              %10.0f  runs/s (finished runs ÷ time from due to the last)\n", r.RunsPerSecond())
+	if r.Wall > 0 && r.Finished > 0 {
+		perRun := func(d time.Duration) string { return (d / time.Duration(r.Finished)).Round(time.Microsecond).String() }
+		fmt.Fprintf(&b, "cpu while running       vigil %s (%s/run, %.2f cores)", ms(r.ProcessCPU), perRun(r.ProcessCPU), r.ProcessCPU.Seconds()/r.Wall.Seconds())
+		if r.ServerCPUKnown {
+			fmt.Fprintf(&b, "; server %s (%s/run, %.2f cores)", ms(r.ServerCPU), perRun(r.ServerCPU), r.ServerCPU.Seconds()/r.Wall.Seconds())
+		}
+		fmt.Fprintf(&b, " over %s\n", ms(r.Wall))
+	}
 	fmt.Fprintf(&b, "lateness (start − due)  p50 %s  p99 %s  max %s  (%d runs)\n",
 		ms(quantile(r.Lateness, 0.5)), ms(quantile(r.Lateness, 0.99)), ms(quantile(r.Lateness, 1)), len(r.Lateness))
 	for _, p := range tasks.Priorities {
@@ -356,6 +375,7 @@ func Burst(ctx context.Context, st BurstBackend, q tasks.Queue, opts BurstOption
 	})
 
 	fmt.Fprintf(o.Progress, "run: due in %s; scheduler and %d workers started\n", o.Lead, o.Workers)
+	cpu := o.cpuMeter(ctx)
 	schedCtx, stopSched := context.WithCancel(ctx)
 	schedDone := make(chan struct{})
 	go func() {
@@ -395,6 +415,7 @@ wait:
 			return r, ctx.Err()
 		}
 	}
+	cpu.read(ctx, &r)
 	// Let the scheduler advance the entries of the runs it fired last (a
 	// run can finish before its entry moves on), so that stopping it
 	// interrupts nothing; then count the entries still due.
@@ -428,6 +449,38 @@ wait:
 		return r, stopErr
 	}
 	return r, r.Check()
+}
+
+// cpuMeter is a reading of the wall clock and CPU times at the start of
+// the runs.
+type cpuMeter struct {
+	o                BurstOptions
+	wall             time.Time
+	proc, server     time.Duration
+	procOK, serverOK bool
+}
+
+func (o BurstOptions) cpuMeter(ctx context.Context) cpuMeter {
+	m := cpuMeter{o: o, wall: time.Now()}
+	m.proc, m.procOK = processCPU()
+	if o.ServerCPU != nil {
+		d, err := o.ServerCPU(ctx)
+		m.server, m.serverOK = d, err == nil
+	}
+	return m
+}
+
+// read fills in r's CPU figures since m was read.
+func (m cpuMeter) read(ctx context.Context, r *BurstReport) {
+	r.Wall = time.Since(m.wall)
+	if p, ok := processCPU(); ok && m.procOK {
+		r.ProcessCPU = p - m.proc
+	}
+	if m.serverOK {
+		if d, err := m.o.ServerCPU(ctx); err == nil {
+			r.ServerCPU, r.ServerCPUKnown = d-m.server, true
+		}
+	}
 }
 
 // burstTenants are the tenant ids of the burst.
@@ -676,6 +729,25 @@ func (s *watchedStore) UpdateRun(ctx context.Context, r tasks.Run, from tasks.Ru
 		s.w.finish(r.ID)
 	}
 	return err
+}
+
+// RunTask implements tasks.RunTaskReader, so that the workers read a run
+// and its task as they would on the backend itself: in one call when the
+// backend has it, else with Run and Task, which is what the worker does
+// then.
+func (s *watchedStore) RunTask(ctx context.Context, tenant, id string) (tasks.Run, tasks.Task, error) {
+	if rt, ok := s.BurstBackend.(tasks.RunTaskReader); ok {
+		return rt.RunTask(ctx, tenant, id)
+	}
+	r, err := s.BurstBackend.Run(ctx, tenant, id)
+	if err != nil {
+		return r, tasks.Task{}, err
+	}
+	t, err := s.BurstBackend.Task(ctx, r.Tenant, r.TaskID)
+	if vigil.ErrorCode(err) == vigil.NotFound {
+		return r, tasks.Task{}, nil
+	}
+	return r, t, err
 }
 
 // countingHandler counts the warnings and errors logged through it and

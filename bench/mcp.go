@@ -45,20 +45,27 @@ type MCPOptions struct {
 	// the median over the rounds, so that a burst of noise on a shared
 	// machine moves one phase, not the ratio.
 	Rounds int
-	// Duration is the measured time, shared equally by the 2×Rounds
-	// phases (default 10s). Ignored when Calls is set.
+	// Duration is the measured time, shared equally by the phases of
+	// every round (default 10s). Ignored when Calls is set.
 	Duration time.Duration
 	// Calls, when set, makes every phase a fixed number of calls per
 	// client instead of a duration.
 	Calls int
-	// Warmup is how long the clients call each tool, unmeasured, before
-	// the first round (default 1s, half for each tool); negative means no
+	// Warmup is how long the clients call the tools, unmeasured, before
+	// the first round (default 1s, shared by the tools); negative means no
 	// warm-up.
 	Warmup time.Duration
 	// Session makes the clients speak the 2025-11-25 session protocol
 	// (initialize, Mcp-Session-Id) instead of mcp-go's default, the
 	// stateless 2026-07-28 protocol.
 	Session bool
+	// Twin adds a phase to each round, between the two: create_task's
+	// twin (PhaseTwin), a tool with create_task's input and output schemas
+	// and arguments whose handler returns a ready-made draft and does
+	// nothing else. Twin ÷ no-op is then what the MCP layer (mcp-go, both
+	// sides) costs for a tool of create_task's size, and create_task ÷
+	// twin what Vigil's handler adds.
+	Twin bool
 	// Progress, when set, receives a line as each phase ends.
 	Progress io.Writer
 }
@@ -93,6 +100,9 @@ type MCPBackend interface {
 const (
 	PhaseNoop   = NoopTool      // the no-op tool
 	PhaseCreate = "create_task" // create_task with structured fields
+	// PhaseTwin is create_task's schemas and arguments, without its work
+	// (MCPOptions.Twin).
+	PhaseTwin = "create_task_twin"
 )
 
 // MCPReport is what the MCP workload measured.
@@ -101,15 +111,38 @@ type MCPReport struct {
 	Protocol string        // the protocol version the clients negotiated
 	Phase    time.Duration // each phase's length, when the phases were timed
 	Calls    int           // calls per client and phase, when the phases counted calls
+	Twin     bool          // whether the rounds measured create_task's twin
 	Rounds   []MCPRound    // in the order run
 	Created  int           // drafts create_task returned, warm-up included
 	Stored   int           // of those, tasks found in the store with the fields sent
 	Problems []string      // the first few failed calls and missing tasks
 }
 
-// MCPRound is one no-op phase and the create_task phase that followed it.
+// MCPRound is one no-op phase and the create_task phase that followed it,
+// with the twin phase between them when the report has one.
 type MCPRound struct {
 	Noop, Create MCPPhase
+	Twin         MCPPhase
+}
+
+// phase returns the round's phase of that name.
+func (rd MCPRound) phase(name string) MCPPhase {
+	switch name {
+	case PhaseCreate:
+		return rd.Create
+	case PhaseTwin:
+		return rd.Twin
+	}
+	return rd.Noop
+}
+
+// phaseNames returns the names of the phases each round measured, in the
+// order run.
+func (r MCPReport) phaseNames() []string {
+	if r.Twin {
+		return []string{PhaseNoop, PhaseTwin, PhaseCreate}
+	}
+	return []string{PhaseNoop, PhaseCreate}
 }
 
 // MCPPhase is one phase: every client calling one tool.
@@ -118,6 +151,11 @@ type MCPPhase struct {
 	Errors  int             // calls that failed: a protocol error or an isError result
 	Elapsed time.Duration   // from the start until the last client's last call returned
 	Latency []time.Duration // each call's round trip as the client saw it, sorted
+	// CPU is the CPU time, user and system, the whole process (server and
+	// clients) used during the phase; 0 where it is not measured. Per
+	// call, it is what the phase's calls cost whatever else the machine
+	// runs, where calls/s and latencies move with the machine's load.
+	CPU time.Duration
 }
 
 // PerSecond returns calls per second.
@@ -131,32 +169,40 @@ func (p MCPPhase) PerSecond() float64 {
 // Quantile returns the q-quantile (0 < q ≤ 1) of the calls' latencies.
 func (p MCPPhase) Quantile(q float64) time.Duration { return quantile(p.Latency, q) }
 
+// CPUPerCall returns the process's CPU time per call, or 0 when CPU time
+// was not measured.
+func (p MCPPhase) CPUPerCall() time.Duration {
+	if p.Calls == 0 {
+		return 0
+	}
+	return p.CPU / time.Duration(p.Calls)
+}
+
 // MCPSummary is one tool's figures over the rounds: medians of the
 // rounds' throughput and quantiles, totals of the counts.
 type MCPSummary struct {
 	PerSecond     float64
 	P50, P99      time.Duration
+	CPUPerCall    time.Duration
 	Calls, Errors int
 }
 
-// Summary returns the figures of phase (PhaseNoop or PhaseCreate) over
-// every round.
+// Summary returns the figures of phase (PhaseNoop, PhaseTwin or
+// PhaseCreate) over every round.
 func (r MCPReport) Summary(phase string) MCPSummary {
 	var s MCPSummary
 	var rates []float64
-	var p50s, p99s []time.Duration
+	var p50s, p99s, cpus []time.Duration
 	for _, rd := range r.Rounds {
-		p := rd.Noop
-		if phase == PhaseCreate {
-			p = rd.Create
-		}
+		p := rd.phase(phase)
 		s.Calls += p.Calls
 		s.Errors += p.Errors
 		rates = append(rates, p.PerSecond())
 		p50s = append(p50s, p.Quantile(0.5))
 		p99s = append(p99s, p.Quantile(0.99))
+		cpus = append(cpus, p.CPUPerCall())
 	}
-	s.PerSecond, s.P50, s.P99 = median(rates), median(p50s), median(p99s)
+	s.PerSecond, s.P50, s.P99, s.CPUPerCall = median(rates), median(p50s), median(p99s), median(cpus)
 	return s
 }
 
@@ -171,11 +217,25 @@ func (r MCPReport) P50Ratio() float64 {
 // no-op calls.
 func (r MCPReport) RateRatio() float64 { return r.ratio(MCPPhase.PerSecond) }
 
+// CPURatio returns the median over the rounds of create_task's CPU time
+// per call divided by the no-op's, or 0 when CPU time was not measured.
+// Unlike the other ratios it does not move when other processes load the
+// machine, as long as the process is CPU-bound.
+func (r MCPReport) CPURatio() float64 {
+	return r.ratio(func(p MCPPhase) float64 { return float64(p.CPUPerCall()) })
+}
+
 func (r MCPReport) ratio(of func(MCPPhase) float64) float64 {
+	return r.ratioOf(PhaseCreate, PhaseNoop, of)
+}
+
+// ratioOf returns the median over the rounds of phase num's figure of
+// divided by phase den's.
+func (r MCPReport) ratioOf(num, den string, of func(MCPPhase) float64) float64 {
 	var rs []float64
 	for _, rd := range r.Rounds {
-		if d := of(rd.Noop); d > 0 {
-			rs = append(rs, of(rd.Create)/d)
+		if d := of(rd.phase(den)); d > 0 {
+			rs = append(rs, of(rd.phase(num))/d)
 		}
 	}
 	return median(rs)
@@ -192,12 +252,9 @@ func (r MCPReport) MeetsTarget() bool {
 func (r MCPReport) Check() error {
 	var errs []error
 	for i, rd := range r.Rounds {
-		for _, p := range []struct {
-			name string
-			MCPPhase
-		}{{PhaseNoop, rd.Noop}, {PhaseCreate, rd.Create}} {
-			if p.Calls == 0 || p.Errors > 0 {
-				errs = append(errs, fmt.Errorf("round %d, %s: %d calls, %d failed", i+1, p.name, p.Calls, p.Errors))
+		for _, name := range r.phaseNames() {
+			if p := rd.phase(name); p.Calls == 0 || p.Errors > 0 {
+				errs = append(errs, fmt.Errorf("round %d, %s: %d calls, %d failed", i+1, name, p.Calls, p.Errors))
 			}
 		}
 	}
@@ -220,24 +277,44 @@ func (r MCPReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	fmt.Fprintf(&b, "mcp: %d clients over streamable HTTP (protocol %s); %d rounds of %s then %s, %s\n",
 		r.Clients, r.Protocol, len(r.Rounds), PhaseNoop, PhaseCreate, length)
-	fmt.Fprintf(&b, "%-22s %9s %9s %9s %8s %7s\n", "phase", "calls/s", "p50", "p99", "calls", "errors")
-	row := func(name string, rate float64, p50, p99 time.Duration, calls, errs int) {
-		fmt.Fprintf(&b, "%-22s %9.0f %9s %9s %8d %7d\n", name, rate, ms(p50), ms(p99), calls, errs)
+	us := func(d time.Duration) string {
+		if d <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	}
+	fmt.Fprintf(&b, "%-22s %9s %9s %9s %9s %8s %7s\n", "phase", "calls/s", "p50", "p99", "cpu/call", "calls", "errors")
+	row := func(name string, rate float64, p50, p99, cpu time.Duration, calls, errs int) {
+		fmt.Fprintf(&b, "%-22s %9.0f %9s %9s %9s %8d %7d\n", name, rate, ms(p50), ms(p99), us(cpu), calls, errs)
 	}
 	for i, rd := range r.Rounds {
-		row(fmt.Sprintf("round %d %s", i+1, PhaseNoop), rd.Noop.PerSecond(), rd.Noop.Quantile(0.5), rd.Noop.Quantile(0.99), rd.Noop.Calls, rd.Noop.Errors)
-		row(fmt.Sprintf("round %d %s", i+1, PhaseCreate), rd.Create.PerSecond(), rd.Create.Quantile(0.5), rd.Create.Quantile(0.99), rd.Create.Calls, rd.Create.Errors)
+		for _, name := range r.phaseNames() {
+			p := rd.phase(name)
+			row(fmt.Sprintf("round %d %s", i+1, name), p.PerSecond(), p.Quantile(0.5), p.Quantile(0.99), p.CPUPerCall(), p.Calls, p.Errors)
+		}
 	}
-	for _, name := range []string{PhaseNoop, PhaseCreate} {
+	for _, name := range r.phaseNames() {
 		s := r.Summary(name)
-		row("median "+name, s.PerSecond, s.P50, s.P99, s.Calls, s.Errors)
+		row("median "+name, s.PerSecond, s.P50, s.P99, s.CPUPerCall, s.Calls, s.Errors)
 	}
 	p50, rate := r.P50Ratio(), r.RateRatio()
 	cost := 0.0
 	if rate > 0 {
 		cost = 1 / rate
 	}
-	fmt.Fprintf(&b, "create_task ÷ no-op (median of the rounds): p50 %.2f×, calls/s %.2f (one create_task costs %.2f no-op calls)\n", p50, rate, cost)
+	fmt.Fprintf(&b, "create_task ÷ no-op (median of the rounds): p50 %.2f×, calls/s %.2f (one create_task costs %.2f no-op calls)", p50, rate, cost)
+	if c := r.CPURatio(); c > 0 {
+		fmt.Fprintf(&b, ", CPU per call %.2f×", c)
+	}
+	fmt.Fprintln(&b)
+	if r.Twin {
+		p50 := func(p MCPPhase) float64 { return float64(p.Quantile(0.5)) }
+		cpu := func(p MCPPhase) float64 { return float64(p.CPUPerCall()) }
+		for _, pair := range [][2]string{{PhaseTwin, PhaseNoop}, {PhaseCreate, PhaseTwin}} {
+			fmt.Fprintf(&b, "%s ÷ %s: p50 %.2f×, calls/s %.2f, CPU per call %.2f×\n", pair[0], pair[1],
+				r.ratioOf(pair[0], pair[1], p50), r.ratioOf(pair[0], pair[1], MCPPhase.PerSecond), r.ratioOf(pair[0], pair[1], cpu))
+		}
+	}
 	verdict := "met"
 	if !r.MeetsTarget() {
 		verdict = "MISSED"
@@ -258,20 +335,21 @@ func (r MCPReport) WriteTo(w io.Writer) (int64, error) {
 // connects Clients mcp-go streamable-HTTP clients, each initialized once;
 // warms up; then runs Rounds rounds of two phases, every client calling
 // in a loop: the no-op tool, then create_task with structured fields (a
-// periodic task with a cron trigger, an instruction and slots). Last it
-// reads every task create_task returned back from the store.
+// periodic task with a cron trigger, an instruction and slots), with
+// create_task's twin between them when Twin is set. Last it reads every
+// task create_task returned back from the store.
 //
 // The clients run in this process, so on a small machine they take CPU
 // from the server: the figures are of the whole round trip, and the
 // ratio between the phases is what compares create_task with the bare
-// protocol.
+// protocol. Each phase's CPU time, per call, counts both sides too.
 func MCP(ctx context.Context, opts MCPOptions) (MCPReport, error) {
 	o := opts.withDefaults()
-	r := MCPReport{Clients: o.Clients}
+	r := MCPReport{Clients: o.Clients, Twin: o.Twin}
 	if o.Calls > 0 {
 		r.Calls = o.Calls
 	} else {
-		r.Phase = o.Duration / time.Duration(2*o.Rounds)
+		r.Phase = o.Duration / time.Duration(len(r.phaseNames())*o.Rounds)
 	}
 	backend := o.Backend
 	if backend == nil {
@@ -308,25 +386,30 @@ func MCP(ctx context.Context, opts MCPOptions) (MCPReport, error) {
 	}
 	if o.Warmup > 0 {
 		fmt.Fprintf(o.Progress, "warm-up: %d clients, %s\n", o.Clients, o.Warmup)
-		for _, phase := range []string{PhaseNoop, PhaseCreate} {
-			if _, err := run(phase, o.Warmup/2, 0); err != nil {
+		for _, phase := range r.phaseNames() {
+			if _, err := run(phase, o.Warmup/time.Duration(len(r.phaseNames())), 0); err != nil {
 				return r, err
 			}
 		}
 	}
 	for i := range o.Rounds {
 		var rd MCPRound
-		for _, ph := range []struct {
-			name string
-			out  *MCPPhase
-		}{{PhaseNoop, &rd.Noop}, {PhaseCreate, &rd.Create}} {
-			p, err := run(ph.name, r.Phase, r.Calls)
+		for _, name := range r.phaseNames() {
+			p, err := run(name, r.Phase, r.Calls)
 			if err != nil {
 				return r, err
 			}
-			*ph.out = p
-			fmt.Fprintf(o.Progress, "round %d/%d %-11s %7.0f calls/s  p50 %s  p99 %s  (%d calls, %d errors)\n", i+1, o.Rounds, ph.name,
-				p.PerSecond(), p.Quantile(0.5).Round(10*time.Microsecond), p.Quantile(0.99).Round(10*time.Microsecond), p.Calls, p.Errors)
+			switch name {
+			case PhaseNoop:
+				rd.Noop = p
+			case PhaseTwin:
+				rd.Twin = p
+			default:
+				rd.Create = p
+			}
+			fmt.Fprintf(o.Progress, "round %d/%d %-16s %7.0f calls/s  p50 %s  p99 %s  cpu/call %s  (%d calls, %d errors)\n", i+1, o.Rounds, name,
+				p.PerSecond(), p.Quantile(0.5).Round(10*time.Microsecond), p.Quantile(0.99).Round(10*time.Microsecond),
+				p.CPUPerCall().Round(time.Microsecond), p.Calls, p.Errors)
 		}
 		r.Rounds = append(r.Rounds, rd)
 	}
@@ -366,7 +449,7 @@ func tempBolt() (*bolt.DB, func(), error) {
 
 // mcpServer is Vigil's HTTP server with MCP at /mcp, as `vigil serve`
 // assembles it without authentication and without the tools registry,
-// plus the no-op tool.
+// plus the no-op tool and create_task's twin.
 type mcpServer struct {
 	http *http.Server
 	mcp  *mcpserver.Server
@@ -385,7 +468,38 @@ var noopTool = server.ServerTool{
 	},
 }
 
-// startMCP serves Vigil's API and MCP over backend on a loopback port.
+// twinTool returns create_task's twin: create, renamed PhaseTwin, whose
+// handler answers every call with the same draft, as create_task answers
+// the workload's arguments, and does nothing else: no arguments bound, no
+// permission checked, nothing stored. mcp-go still validates its
+// arguments and its result against create_task's schemas.
+func twinTool(create mcp.Tool) server.ServerTool {
+	tool := create
+	tool.Name = PhaseTwin
+	tool.Title = "create_task's twin"
+	tool.Description = "Takes create_task's arguments and returns a ready-made draft, creating nothing: the load run's measure of the MCP layer for a tool of create_task's size."
+	tool.Annotations.Title = tool.Title
+	now := time.Now().UTC()
+	args := createArgs(0)
+	task := tasks.Task{
+		ID: vigil.NewID("tsk_"), Tenant: benchTenant, Owner: "local", OwnerScopes: []string{"*"},
+		Status: tasks.StatusDraft, Version: 1, ThreadID: vigil.NewID("th_"),
+		Spec: tasks.Spec{
+			Title: args["title"].(string), Kind: tasks.KindPeriodic, Trigger: tasks.Trigger{Cron: "0 8 * * *"},
+			Instruction: args["instruction"].(string), Slots: args["slots"].(map[string]any),
+			Priority: tasks.PriorityNormal, CatchUp: tasks.CatchUpRunOnce,
+		},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	out := mcpserver.CreateTaskOutput{Status: mcpserver.StatusDraft, Task: &task, Missing: []string{}}
+	text := fmt.Sprintf("Created draft task %s %q (%s, %s, version %d). Confirm it with confirm_task.", task.ID, task.Title, task.Kind, task.Status, task.Version)
+	return server.ServerTool{Tool: tool, Handler: func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultStructured(out, text), nil
+	}}
+}
+
+// startMCP serves Vigil's API and MCP over backend on a loopback port,
+// with the no-op tool and create_task's twin beside Vigil's tools.
 func startMCP(backend MCPBackend) (*mcpServer, error) {
 	logger := discardLogger()
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: logger})
@@ -396,6 +510,9 @@ func startMCP(backend MCPBackend) (*mcpServer, error) {
 		Allow: func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
 		Extra: []server.ServerTool{noopTool},
 	})
+	if create := m.MCPServer().GetTool(PhaseCreate); create != nil {
+		m.MCPServer().AddTools(twinTool(create.Tool))
+	}
 	api.Handle("/mcp", m.Handler())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -427,10 +544,10 @@ func (s *mcpServer) close() {
 	}
 }
 
-// mcpClient is one initialized MCP client and the two calls it makes.
+// mcpClient is one initialized MCP client and the calls it makes.
 type mcpClient struct {
-	c            *client.Client
-	noop, create mcp.CallToolRequest
+	c                  *client.Client
+	noop, create, twin mcp.CallToolRequest
 }
 
 // createArgs are create_task's arguments: structured fields, no free
@@ -468,6 +585,8 @@ func (s *mcpServer) connect(ctx context.Context, n int, session bool) ([]*mcpCli
 		c.noop.Params.Name = NoopTool
 		c.create.Params.Name = PhaseCreate
 		c.create.Params.Arguments = createArgs(i)
+		c.twin.Params.Name = PhaseTwin
+		c.twin.Params.Arguments = createArgs(i)
 		if err := c.c.Start(ctx); err != nil {
 			return out, fmt.Errorf("mcp client %d: start: %w", i, err)
 		}
@@ -490,8 +609,11 @@ func (c *mcpClient) close() { c.c.Close() }
 // the draft created.
 func (c *mcpClient) call(ctx context.Context, phase string) (string, error) {
 	req := c.noop
-	if phase == PhaseCreate {
+	switch phase {
+	case PhaseCreate:
 		req = c.create
+	case PhaseTwin:
+		req = c.twin
 	}
 	res, err := c.c.CallTool(ctx, req)
 	if err != nil {
@@ -533,6 +655,7 @@ func runPhase(ctx context.Context, clients []*mcpClient, phase string, d time.Du
 		problems []string
 	}
 	results := make([]result, len(clients))
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
@@ -560,6 +683,9 @@ func runPhase(ctx context.Context, clients []*mcpClient, phase string, d time.Du
 	}
 	wg.Wait()
 	p := MCPPhase{Elapsed: time.Since(start)}
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		p.CPU = cpu1 - cpu0
+	}
 	if err := ctx.Err(); err != nil {
 		return p, nil, nil, err
 	}

@@ -3,9 +3,12 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
 )
 
 // BatchEnqueuer is an optional capability of a Queue: enqueuing many items
@@ -113,6 +116,7 @@ func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleE
 	}
 	s.createRuns(ctx, bs, fs)
 	s.enqueueRuns(ctx, fs)
+	var fired []thread
 	for i := range fs {
 		f := &fs[i]
 		if f.failed || !f.created {
@@ -120,9 +124,9 @@ func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleE
 		}
 		f.rep.Fired, f.rep.MaxLag = 1, max(now.Sub(f.run.Due), 0)
 		s.obs.Fired(itemOf(*f.run).Priority, f.rep.MaxLag)
-		thread{log: s.log, logger: s.logger, now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID}.
-			status(ctx, "", RunQueued)
+		fired = append(fired, thread{log: s.log, logger: s.logger, now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID})
 	}
+	s.queuedEvents(ctx, fired)
 	var moves []NextMove
 	var movers []*firing
 	for i := range fs {
@@ -141,6 +145,8 @@ func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleE
 			}
 			if err != nil {
 				s.failEntry(ctx, f, "advance", err)
+			} else if f.move.To == nil {
+				s.finishFired(ctx, f.t, now)
 			}
 		}
 	}
@@ -149,6 +155,46 @@ func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleE
 		rep.add(fs[i].rep)
 	}
 	return rep
+}
+
+// queuedEvents appends the task_status event (→ queued) of each new run
+// to its thread, as fire does for one: in one AppendBatch when the Log
+// has it, else one Append each, concurrently. A failure is logged, not
+// returned: the run is stored and enqueued already.
+func (s *Scheduler) queuedEvents(ctx context.Context, ths []thread) {
+	ba, ok := s.log.(BatchAppender)
+	if !ok || len(ths) < 2 {
+		concurrently(len(ths), func(i int) { ths[i].status(ctx, "", RunQueued) })
+		return
+	}
+	batch := make([]ThreadEvents, 0, len(ths))
+	sent := make([]thread, 0, len(ths))
+	for _, th := range ths {
+		if th.id == "" {
+			continue
+		}
+		evs, err := th.events(ctx, streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, To: string(RunQueued)})
+		if err != nil {
+			s.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "to", RunQueued, "err", err)
+			continue
+		}
+		batch, sent = append(batch, ThreadEvents{Tenant: th.tenant, Thread: th.id, Events: evs}), append(sent, th)
+	}
+	if len(batch) == 0 {
+		return
+	}
+	errs := ba.AppendBatch(context.WithoutCancel(ctx), batch)
+	for i, th := range sent {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		} else {
+			err = fmt.Errorf("tasks: AppendBatch returned %d errors for %d appends", len(errs), len(batch))
+		}
+		if err != nil {
+			s.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "to", RunQueued, "err", err)
+		}
+	}
 }
 
 // failEntry is fire's fail for an entry of a group: it logs err and marks
@@ -232,8 +278,8 @@ func (s *Scheduler) createRuns(ctx context.Context, bs BatchStore, fs []firing) 
 }
 
 // enqueueRuns enqueues the runs of fs to be queued: in one EnqueueBatch
-// when the queue has it, else one Enqueue each. An entry whose run is not
-// enqueued fails, as in fire.
+// when the queue has it, else one Enqueue each, concurrently. An entry
+// whose run is not enqueued fails, as in fire.
 func (s *Scheduler) enqueueRuns(ctx context.Context, fs []firing) {
 	var items []QueueItem
 	var owners []*firing
@@ -253,9 +299,68 @@ func (s *Scheduler) enqueueRuns(ctx context.Context, fs []firing) {
 		}
 		return
 	}
+	errs := make([]error, len(items))
+	concurrently(len(items), func(i int) { errs[i] = s.queue.Enqueue(ctx, items[i], 0) })
 	for i, f := range owners {
-		if err := s.queue.Enqueue(ctx, items[i], 0); err != nil {
-			s.failEntry(ctx, f, "create run", fmt.Errorf("tasks: enqueue run %s: %w", f.run.ID, err))
+		if errs[i] != nil {
+			s.failEntry(ctx, f, "create run", fmt.Errorf("tasks: enqueue run %s: %w", f.run.ID, errs[i]))
 		}
 	}
+}
+
+// maxConcurrent bounds the goroutines concurrently starts.
+const maxConcurrent = 64
+
+// concurrently calls fn(0) … fn(n-1) from up to maxConcurrent goroutines
+// and returns when every call has returned. A store that commits
+// concurrent writes together (bolt) then commits a group's single calls
+// in a few transactions rather than one each.
+func concurrently(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, maxConcurrent) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// ThreadEvents is one Append of a BatchAppender's batch: events for one
+// thread of a tenant.
+type ThreadEvents struct {
+	Tenant, Thread string
+	Events         []streams.Event
+}
+
+// BatchAppender is an optional capability of a streams.Log: many Appends,
+// each to its own thread, in one call. The Scheduler uses it, when its Log
+// has it, to append the task_status events of a group of new runs
+// together rather than one round trip each.
+//
+// AppendBatch does what Append would for each element, on its own: each
+// element is atomic and gets its IDs as Append assigns them, but the batch
+// as a whole is not atomic. Errors are per element, in the order of the
+// input, as Append would return them; a backend failure may fail every
+// element. Implementations are safe for concurrent use.
+type BatchAppender interface {
+	AppendBatch(ctx context.Context, batch []ThreadEvents) []error
+}
+
+// RunTaskReader is an optional capability of a Store: a run and its task
+// read in one call. The Worker uses it, when its Store has it, to read
+// what it needs to start a claimed run in one round trip rather than two.
+//
+// RunTask returns the tenant's run id as Run would (vigil.NotFound when
+// it is missing) and, with it, the task it belongs to as Task would read
+// it, or the zero Task (ID "") when that task does not exist. It is safe
+// for concurrent use.
+type RunTaskReader interface {
+	RunTask(ctx context.Context, tenant, id string) (Run, Task, error)
 }

@@ -21,7 +21,7 @@ import (
 // CreateRun stores the run first and enqueues it after. If the enqueue
 // fails, CreateRun returns the error and the run stays queued in the store
 // without an item; enqueueing it again (Queue.Enqueue is idempotent) is
-// safe. A sweep that re-enqueues such runs is not there yet.
+// safe, and the Scheduler's sweep does it (Scheduler.Sweep).
 type DispatchStore struct {
 	Store
 	Queue Queue
@@ -57,6 +57,11 @@ func scheduledRunID(tenant, taskID string, slot time.Time) string {
 // crashed before enqueueing), it enqueues that run when it is still
 // queued. It reports whether r was created by this call. A run of the same
 // task and slot with another id is vigil.Conflict, as CreateRun says.
+//
+// If the enqueue fails, r stays stored and queued without a queue item:
+// the scheduler's next tick repairs a slot it fired (its entry did not
+// advance), and the Scheduler's sweep repairs every run, chained ones
+// included, once it has waited SweepAfter.
 func createQueued(ctx context.Context, st Store, q Queue, r Run) (created bool, err error) {
 	err = st.CreateRun(ctx, r)
 	if vigil.ErrorCode(err) == vigil.Conflict {
@@ -98,18 +103,27 @@ func (th thread) emit(ctx context.Context, ps ...streams.Payload) error {
 	if th.log == nil || th.id == "" || len(ps) == 0 {
 		return nil
 	}
+	evs, err := th.events(ctx, ps...)
+	if err != nil {
+		return err
+	}
+	_, err = th.log.Append(context.WithoutCancel(ctx), th.tenant, th.id, evs)
+	return err
+}
+
+// events returns the events emit appends for ps.
+func (th thread) events(ctx context.Context, ps ...streams.Payload) ([]streams.Event, error) {
 	evs := make([]streams.Event, 0, len(ps))
 	ts := th.now().UTC()
 	for _, p := range ps {
 		ev, err := streams.NewEvent(p)
 		if err != nil {
-			return fmt.Errorf("tasks: %s event: %w", p.EventType(), err)
+			return nil, fmt.Errorf("tasks: %s event: %w", p.EventType(), err)
 		}
 		ev.TaskID, ev.RunID, ev.TraceID, ev.TS = th.taskID, th.runID, vigil.TraceID(ctx), ts
 		evs = append(evs, ev)
 	}
-	_, err := th.log.Append(context.WithoutCancel(ctx), th.tenant, th.id, evs)
-	return err
+	return evs, nil
 }
 
 // waiting appends a task_status event that the run stays queued, and why.

@@ -80,8 +80,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.IntVar(&mo.Clients, "clients", 32, "mcp: concurrent MCP clients")
 		fs.IntVar(&mo.Rounds, "rounds", 3, "mcp: rounds of a no-op phase then a create_task phase; figures are medians over the rounds")
 		fs.IntVar(&mo.Calls, "calls", 0, "mcp: calls per client and phase instead of --duration")
-		fs.DurationVar(&mo.Warmup, "warmup", time.Second, "mcp: unmeasured calls before the first round, half of each tool; 0 for none")
+		fs.DurationVar(&mo.Warmup, "warmup", time.Second, "mcp: unmeasured calls before the first round, shared by the tools; 0 for none")
 		session = fs.Bool("session", false, "mcp: clients speak the 2025-11-25 session protocol instead of 2026-07-28")
+		fs.BoolVar(&mo.Twin, "twin", false, "mcp: also measure create_task's twin, its schemas and arguments without its work, between the two phases")
 	})
 	workload, err := parseWithArg(fs, args, "WORKLOAD")
 	if err != nil {
@@ -161,6 +162,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bo.Progress = stderr
 		if *verbose {
 			bo.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		if sc, ok := backend.(interface {
+			ServerCPU(context.Context) (time.Duration, error)
+		}); ok {
+			bo.ServerCPU = sc.ServerCPU
 		}
 		r, err := bench.Burst(ctx, backend, x.Queue, bo)
 		if _, werr := r.WriteTo(stdout); err == nil {

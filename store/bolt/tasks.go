@@ -566,32 +566,39 @@ func (db *DB) CreateRun(ctx context.Context, r tasks.Run) error {
 	if err != nil {
 		return fmt.Errorf("store/bolt: create run %s: %w", r.ID, err)
 	}
-	key := []byte(r.IdempotencyKey())
 	return db.batch(ctx, "create run", r.ID, func(tx *bbolt.Tx, failed *error) error {
-		b, err := tenantUpdate(tx, r.Tenant, false)
-		if err != nil {
-			return err
-		}
-		if b == nil || b.task.Get([]byte(r.TaskID)) == nil {
-			*failed = taskNotFound(r.TaskID)
-			return nil
-		}
-		if b.run.Get([]byte(r.ID)) != nil {
-			*failed = vigil.Errorf(vigil.Conflict, "run %s already exists", r.ID)
-			return nil
-		}
-		if other := b.key.Get(key); other != nil {
-			*failed = vigil.Errorf(vigil.Conflict, "task %s already has run %s for slot %s", r.TaskID, other, r.Slot.UTC().Format(time.RFC3339Nano))
-			return nil
-		}
-		if err := b.run.Put([]byte(r.ID), v); err != nil {
-			return err
-		}
-		if err := b.key.Put(key, []byte(r.ID)); err != nil {
-			return err
-		}
-		return b.taskrun.Put(taskRunKey(r.TaskID, r.CreatedAt, r.ID), nil)
+		return createRunTx(tx, r, v, failed)
 	})
+}
+
+// createRunTx is CreateRun's write of r, encoded as v, in tx. An expected
+// failure (the task is missing, the id or the key is taken) is set in
+// *failed, with nothing written.
+func createRunTx(tx *bbolt.Tx, r tasks.Run, v []byte, failed *error) error {
+	b, err := tenantUpdate(tx, r.Tenant, false)
+	if err != nil {
+		return err
+	}
+	if b == nil || b.task.Get([]byte(r.TaskID)) == nil {
+		*failed = taskNotFound(r.TaskID)
+		return nil
+	}
+	if b.run.Get([]byte(r.ID)) != nil {
+		*failed = vigil.Errorf(vigil.Conflict, "run %s already exists", r.ID)
+		return nil
+	}
+	key := []byte(r.IdempotencyKey())
+	if other := b.key.Get(key); other != nil {
+		*failed = vigil.Errorf(vigil.Conflict, "task %s already has run %s for slot %s", r.TaskID, other, r.Slot.UTC().Format(time.RFC3339Nano))
+		return nil
+	}
+	if err := b.run.Put([]byte(r.ID), v); err != nil {
+		return err
+	}
+	if err := b.key.Put(key, []byte(r.ID)); err != nil {
+		return err
+	}
+	return b.taskrun.Put(taskRunKey(r.TaskID, r.CreatedAt, r.ID), nil)
 }
 
 // Run implements tasks.Store.
@@ -782,6 +789,16 @@ func (db *DB) SetNext(ctx context.Context, e tasks.ScheduleEntry) error {
 
 // AdvanceNext implements tasks.Store.
 func (db *DB) AdvanceNext(ctx context.Context, from tasks.ScheduleEntry, to *tasks.ScheduleEntry) error {
+	if err := checkAdvance(from, to); err != nil {
+		return err
+	}
+	return db.batch(ctx, "advance next", from.TaskID, func(tx *bbolt.Tx, failed *error) error {
+		return advanceNextTx(tx, from, to, failed)
+	})
+}
+
+// checkAdvance checks AdvanceNext's arguments.
+func checkAdvance(from tasks.ScheduleEntry, to *tasks.ScheduleEntry) error {
 	if err := checkIDs("tenant", from.Tenant, "task_id", from.TaskID); err != nil {
 		return err
 	}
@@ -793,27 +810,31 @@ func (db *DB) AdvanceNext(ctx context.Context, from tasks.ScheduleEntry, to *tas
 			return err
 		}
 	}
-	return db.batch(ctx, "advance next", from.TaskID, func(tx *bbolt.Tx, failed *error) error {
-		b, err := tenantUpdate(tx, from.Tenant, false)
-		if err != nil {
+	return nil
+}
+
+// advanceNextTx is AdvanceNext's write in tx. A changed entry is set in
+// *failed (vigil.Conflict), with nothing written.
+func advanceNextTx(tx *bbolt.Tx, from tasks.ScheduleEntry, to *tasks.ScheduleEntry, failed *error) error {
+	b, err := tenantUpdate(tx, from.Tenant, false)
+	if err != nil {
+		return err
+	}
+	var cur tasks.ScheduleEntry
+	ok := false
+	if b != nil {
+		if cur, ok, err = getEntry(b, from.TaskID); err != nil {
 			return err
 		}
-		var cur tasks.ScheduleEntry
-		ok := false
-		if b != nil {
-			if cur, ok, err = getEntry(b, from.TaskID); err != nil {
-				return err
-			}
-		}
-		if !ok || !cur.Slot.Equal(from.Slot) {
-			*failed = vigil.Errorf(vigil.Conflict, "task %s: schedule entry for %s changed", from.TaskID, from.Slot.UTC().Format(time.RFC3339Nano))
-			return nil
-		}
-		if to == nil {
-			return clearEntry(b, from.Tenant, from.TaskID)
-		}
-		return putEntry(b, *to)
-	})
+	}
+	if !ok || !cur.Slot.Equal(from.Slot) {
+		*failed = vigil.Errorf(vigil.Conflict, "task %s: schedule entry for %s changed", from.TaskID, from.Slot.UTC().Format(time.RFC3339Nano))
+		return nil
+	}
+	if to == nil {
+		return clearEntry(b, from.Tenant, from.TaskID)
+	}
+	return putEntry(b, *to)
 }
 
 // ClearNext implements tasks.Store.

@@ -148,3 +148,74 @@ func (l *Log) pipeScript(ctx context.Context, script *goredis.Script, calls []sc
 	}
 	return out
 }
+
+var _ tasks.BatchAppender = (*Log)(nil)
+
+// AppendBatch implements tasks.BatchAppender: one pipeline of
+// appendScript, the script Append runs, one call per thread.
+func (l *Log) AppendBatch(ctx context.Context, batch []tasks.ThreadEvents) []error {
+	errs := make([]error, len(batch))
+	calls := make([]scriptCall, 0, len(batch))
+	index := make([]int, 0, len(batch))
+	for i, b := range batch {
+		keys, args, err := l.appendCall(b.Tenant, b.Thread, b.Events)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		calls, index = append(calls, scriptCall{keys: keys, args: args}), append(index, i)
+	}
+	for j, res := range l.pipeScript(ctx, appendScript, calls) {
+		i := index[j]
+		_, errs[i] = appendResult(batch[i].Tenant, batch[i].Thread, len(batch[i].Events), res.val, res.err)
+	}
+	return errs
+}
+
+var _ tasks.RunTaskReader = (*Log)(nil)
+
+// runTaskScript reads a run and its task: the HMGETs of Run and Task,
+// the task's key built from the run's task field. Both keys carry the
+// tenant's hash tag, so they share the run key's Cluster slot.
+// KEYS[1] run hash. ARGV[1] the tenant's key base.
+// Returns {} if the run is missing, else {run json, run created, task
+// json, task created, task v}, the task's fields nil if it is missing.
+var runTaskScript = goredis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'json', 'created', 'task')
+if not r[1] or not r[3] then return {} end
+local t = redis.call('HMGET', ARGV[1] .. 'task:' .. r[3], 'json', 'created', 'v')
+return {r[1], r[2], t[1], t[2], t[3]}
+`)
+
+// RunTask implements tasks.RunTaskReader with one script.
+func (l *Log) RunTask(ctx context.Context, tenant, id string) (tasks.Run, tasks.Task, error) {
+	what := "run " + id
+	if !vigil.ValidID(tenant) || !vigil.ValidID(id) {
+		return tasks.Run{}, tasks.Task{}, tasksFail(what, runNotFound(id))
+	}
+	base := l.tasksBase(tenant)
+	res, err := l.runScript(ctx, runTaskScript, []string{base + "run:" + id}, base).Slice()
+	if err != nil {
+		return tasks.Run{}, tasks.Task{}, wrap(what, err)
+	}
+	if len(res) == 0 {
+		return tasks.Run{}, tasks.Task{}, tasksFail(what, runNotFound(id))
+	}
+	js, ok1 := res[0].(string)
+	created, ok2 := res[1].(string)
+	if len(res) != 2+len(taskFields) || !ok1 || !ok2 {
+		return tasks.Run{}, tasks.Task{}, tasksFail(what, fmt.Errorf("unexpected script reply %v", res))
+	}
+	r, err := decodeRun(js, created)
+	if err != nil {
+		return tasks.Run{}, tasks.Task{}, tasksFail(what, err)
+	}
+	t, found, err := taskFromFields(res[2:])
+	if err != nil {
+		return tasks.Run{}, tasks.Task{}, tasksFail("task "+r.TaskID, err)
+	}
+	if !found {
+		t = tasks.Task{}
+	}
+	return r, t, nil
+}

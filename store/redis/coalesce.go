@@ -16,9 +16,11 @@ const (
 	coalesceBatch = 256
 )
 
-// coalescer sends the append scripts of concurrent Append calls down shared
-// pipelines (Options.Coalesce). Each call still runs its own script, so
-// every Append stays atomic on its own; only the round trips are shared.
+// coalescer sends the scripts of concurrent calls down shared pipelines
+// (Options.Coalesce): Append's, and those of the run path (RunTask,
+// UpdateRun, and the queue's Claim, Extend, Ack and Release). Each call
+// still runs its own script, so every call stays atomic on its own; only
+// the round trips are shared.
 type coalescer struct {
 	client goredis.UniversalClient
 	reqs   chan *appendReq
@@ -27,14 +29,15 @@ type coalescer struct {
 	once   sync.Once
 }
 
-// appendReq is one Append waiting for its script's reply.
+// appendReq is one call waiting for its script's reply.
 type appendReq struct {
-	ctx  context.Context
-	keys []string
-	args []any
-	res  any
-	err  error
-	done chan struct{}
+	ctx    context.Context
+	script *goredis.Script
+	keys   []string
+	args   []any
+	res    any
+	err    error
+	done   chan struct{}
 }
 
 func newCoalescer(client goredis.UniversalClient) *coalescer {
@@ -50,11 +53,11 @@ func newCoalescer(client goredis.UniversalClient) *coalescer {
 	return c
 }
 
-// run queues one append script and waits for its reply. If ctx ends after
-// the script was queued, run returns ctx.Err() and the append may or may not
-// have happened, as with any command whose reply was not awaited.
-func (c *coalescer) run(ctx context.Context, keys []string, args []any) (any, error) {
-	r := &appendReq{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+// run queues one run of script and waits for its reply. If ctx ends after
+// the script was queued, run returns ctx.Err() and the script may or may
+// not have run, as with any command whose reply was not awaited.
+func (c *coalescer) run(ctx context.Context, script *goredis.Script, keys []string, args []any) (any, error) {
+	r := &appendReq{ctx: ctx, script: script, keys: keys, args: args, done: make(chan struct{})}
 	select {
 	case c.reqs <- r:
 	case <-ctx.Done():
@@ -105,16 +108,16 @@ func (c *coalescer) loop() {
 	}
 }
 
-// flush runs one pipeline of append scripts and hands each caller its reply.
+// flush runs one pipeline of scripts and hands each caller its reply.
 func (c *coalescer) flush(batch []*appendReq) {
 	ctx := context.Background()
 	pipe := c.client.Pipeline()
 	cmds := make([]*goredis.Cmd, len(batch))
 	for i, r := range batch {
 		if r.ctx.Err() != nil {
-			continue // its caller is gone; do not append behind its back
+			continue // its caller is gone; do not write behind its back
 		}
-		cmds[i] = appendScript.EvalSha(ctx, pipe, r.keys, r.args...)
+		cmds[i] = r.script.EvalSha(ctx, pipe, r.keys, r.args...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	for i, r := range batch {
@@ -124,7 +127,7 @@ func (c *coalescer) flush(batch []*appendReq) {
 		case goredis.HasErrorPrefix(cmd.Err(), "NOSCRIPT"):
 			// The script cache was flushed (or this is a new server):
 			// nothing ran, so run it alone, which loads the script.
-			r.res, r.err = appendScript.Run(ctx, c.client, r.keys, r.args...).Result()
+			r.res, r.err = r.script.Run(ctx, c.client, r.keys, r.args...).Result()
 		default:
 			r.res, r.err = cmd.Result()
 		}
@@ -132,7 +135,7 @@ func (c *coalescer) flush(batch []*appendReq) {
 	}
 }
 
-// drain fails the appends still queued when the coalescer stops.
+// drain fails the calls still queued when the coalescer stops.
 func (c *coalescer) drain() {
 	for {
 		select {
@@ -149,4 +152,20 @@ func (c *coalescer) drain() {
 func (c *coalescer) close() {
 	c.once.Do(func() { close(c.stop) })
 	c.wg.Wait()
+}
+
+// runScript runs script once, down the coalescer's shared pipelines when
+// the Log has one (Options.Coalesce), else on its own.
+func (l *Log) runScript(ctx context.Context, script *goredis.Script, keys []string, args ...any) *goredis.Cmd {
+	if l.coalescer == nil {
+		return script.Run(ctx, l.client, keys, args...)
+	}
+	cmd := goredis.NewCmd(ctx)
+	res, err := l.coalescer.run(ctx, script, keys, args)
+	if err != nil {
+		cmd.SetErr(err)
+	} else {
+		cmd.SetVal(res)
+	}
+	return cmd
 }

@@ -527,7 +527,7 @@ type wakeAt struct {
 func (q *Queue) claim(ctx context.Context, worker string, n int, lease time.Duration) ([]tasks.Claim, wakeAt, error) {
 	now := q.now()
 	until := now.Add(lease)
-	res, err := claimScript.Run(ctx, q.l.client, q.keys, micros(now), n, worker, newTokenBase(),
+	res, err := q.l.runScript(ctx, claimScript, q.keys, micros(now), n, worker, newTokenBase(),
 		until.UnixNano(), micros(until)).Slice()
 	if err != nil {
 		return nil, wakeAt{}, wrap("claim", err)
@@ -701,7 +701,7 @@ func (q *Queue) holding(ctx context.Context, op string, c tasks.Claim, script *g
 	if !vigil.ValidID(c.Tenant) || !vigil.ValidID(c.RunID) || c.Token == "" {
 		return nil, tasksFail(what, queueLeaseLost(c))
 	}
-	res, err := script.Run(ctx, q.l.client, q.keys, append([]any{queueMember(c.Tenant, c.RunID), c.Token}, args...)...).Result()
+	res, err := q.l.runScript(ctx, script, q.keys, append([]any{queueMember(c.Tenant, c.RunID), c.Token}, args...)...).Result()
 	if err != nil {
 		return nil, wrap(what, err)
 	}

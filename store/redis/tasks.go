@@ -657,7 +657,7 @@ func (l *Log) UpdateRun(ctx context.Context, r tasks.Run, from tasks.RunStatus) 
 	if err != nil {
 		return tasksFail(what, err)
 	}
-	res, err := updateRunScript.Run(ctx, l.client, []string{l.tasksBase(r.Tenant) + "run:" + r.ID},
+	res, err := l.runScript(ctx, updateRunScript, []string{l.tasksBase(r.Tenant) + "run:" + r.ID},
 		r.TaskID, taskInstant(r.Slot), string(from), string(r.Status), js).Result()
 	if err != nil {
 		return wrap(what, err)
