@@ -204,9 +204,11 @@ type Redis struct {
 	// read per followed thread) a process holds open at once.
 	MaxFollowers int `yaml:"max_followers"`
 
-	// Coalesce sends concurrent appends down shared pipelines: each append
-	// stays atomic, only round trips are shared, and a lone append waits for
-	// nothing. It roughly doubles append throughput under load.
+	// Coalesce sends concurrent appends, and the scripts of the workers'
+	// run path (reading a run with its task, updating it, and the queue's
+	// claims, extensions, acks and releases), down shared pipelines: each
+	// call stays atomic, only round trips are shared, and a lone call
+	// waits for nothing. It roughly doubles append throughput under load.
 	Coalesce bool `yaml:"coalesce"`
 }
 

@@ -16,16 +16,19 @@ type Quotas struct {
 	// RequestsPerMinute caps the HTTP requests (REST, SSE and MCP) of one
 	// credential: an API key, a JWT's user, or with auth.mode none the
 	// client's address. A token bucket that holds a minute's worth, so a
-	// quiet client may burst.
+	// quiet client may burst; over it, 429 with Retry-After. Each vigil
+	// serve process keeps its own buckets.
 	RequestsPerMinute int `yaml:"requests_per_minute"`
 
 	// ToolCallsPerMinute caps the tool calls of one user of a tenant (the
 	// owner of the task that makes them); calls made for no known user
-	// share one bucket of the tenant.
+	// share one bucket of the tenant. Over it a call fails rate_limited,
+	// retryable.
 	ToolCallsPerMinute int `yaml:"tool_calls_per_minute"`
 
 	// MaxActiveTasks caps the tenant's active tasks: confirming or resuming
-	// one more is refused (429) until another is paused or archived.
+	// one more is refused (429, without Retry-After: waiting frees no
+	// place) until another is paused, archived or deleted.
 	MaxActiveTasks int `yaml:"max_active_tasks"`
 
 	// MaxRunDuration bounds one attempt of a run; past it the run fails

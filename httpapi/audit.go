@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/auth"
+	"github.com/vigilhq/vigil/streams"
 )
 
 // The audit log (package audit) is written here, at the guard, so that a
@@ -86,12 +87,13 @@ func (s *Server) recordDenial(r *http.Request, p vigil.Principal, pattern string
 }
 
 // serveAllowed serves a request the guard let through: it refuses thread
-// routes on the reserved audit threads, and records the outcome of routes
+// routes on the reserved threads (streams.Reserved), and records the outcome of routes
 // that change state.
 func (s *Server) serveAllowed(w http.ResponseWriter, r *http.Request, pattern string, h http.Handler) {
-	if id := r.PathValue("id"); threadRoute(pattern) && audit.Reserved(id) {
+	if id := r.PathValue("id"); threadRoute(pattern) && streams.Reserved(id) {
 		// The audit log is read with GET /v1/audit and written by the
-		// server alone; as a thread it does not exist.
+		// server alone; an MCP session's stream is its session's. As
+		// threads they do not exist.
 		s.error(w, r, vigil.Errorf(vigil.NotFound, "thread %q not found", id))
 		return
 	}

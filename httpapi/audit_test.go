@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/auth"
+	"github.com/vigilhq/vigil/mcpserver"
 	"github.com/vigilhq/vigil/streams"
 )
 
@@ -171,12 +172,21 @@ func jsonOf(v any) string {
 }
 
 // TestAuditThreadHidden checks that no thread route reaches the reserved
-// audit thread, for reading or writing, whatever the role, and that the
-// attempts leave the log as it was.
+// threads, the audit log and an MCP session's stream (which holds what
+// one user's client was sent), for reading or writing, whatever the role,
+// and that the attempts leave the audit log as it was.
 func TestAuditThreadHidden(t *testing.T) {
 	e := serveAuth(t)
 	admin := e.key(t, tenantA, "alice", auth.Admin)
 	member := e.key(t, tenantA, "mary", auth.Member)
+	const mcpThread = mcpserver.ThreadPrefix + "s1"
+	ctx := as(adminA)
+	if err := e.backend.CreateThread(ctx, streams.Thread{ID: mcpThread, Tenant: tenantA, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.backend.Append(ctx, tenantA, mcpThread, []streams.Event{{Type: mcpserver.EventTypeMCP, Data: json.RawMessage(`{"secret":"of alice's session"}`), TS: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
 	if status, _ := call(t, "POST", e.URL+"/v1/threads", "", admin, "", nil); status != 201 {
 		t.Fatalf("create thread: %d", status) // the tenant's audit thread exists now
 	}
@@ -193,11 +203,13 @@ func TestAuditThreadHidden(t *testing.T) {
 			continue
 		}
 		walked++
-		path := strings.Replace(pattern, "{id}", audit.Thread, 1)
-		for name, authz := range map[string]string{"admin": admin, "member": member} {
-			res := hit(t, method, e.URL+path, bodies[r.Pattern], authz)
-			if res.status != 404 || res.apiError(t).Error.Code != "not_found" {
-				t.Errorf("%s %s as %s: %d %s, want 404", method, path, name, res.status, res.body)
+		for _, th := range []string{audit.Thread, mcpThread} {
+			path := strings.Replace(pattern, "{id}", th, 1)
+			for name, authz := range map[string]string{"admin": admin, "member": member} {
+				res := hit(t, method, e.URL+path, bodies[r.Pattern], authz)
+				if res.status != 404 || res.apiError(t).Error.Code != "not_found" {
+					t.Errorf("%s %s as %s: %d %s, want 404", method, path, name, res.status, res.body)
+				}
 			}
 		}
 	}

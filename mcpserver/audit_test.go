@@ -44,13 +44,17 @@ func TestToolCallsAudited(t *testing.T) {
 	ok(t, callTool(t, dev, "delete_task", map[string]any{"id": id}), nil)
 	ok(t, callTool(t, other, "list_tasks", nil), nil)
 
-	// The audit thread is no thread to the thread tools, whatever the role.
+	// The reserved threads, the audit log and a session's stream, are no
+	// thread to the thread tools, whatever the role.
 	viewer := w.httpClient(t, modern, headers("vi", "viewer"))
+	session := mcpserver.ThreadPrefix + dev.GetSessionId()
 	for _, c := range []*client.Client{dev, member, other, viewer} {
-		failed(t, callTool(t, c, "get_events", map[string]any{"thread_id": audit.Thread}), "not found:")
-		var page any
-		if err := readResource(t, c, mcpserver.ThreadEventsURI(audit.Thread), &page); err == nil || !strings.Contains(err.Error(), "no resource") {
-			t.Errorf("reading the audit thread as a resource: %v, %v; want not found", page, err)
+		for _, th := range []string{audit.Thread, session} {
+			failed(t, callTool(t, c, "get_events", map[string]any{"thread_id": th}), "not found:")
+			var page any
+			if err := readResource(t, c, mcpserver.ThreadEventsURI(th), &page); err == nil || !strings.Contains(err.Error(), "no resource") {
+				t.Errorf("reading thread %s as a resource: %v, %v; want not found", th, page, err)
+			}
 		}
 	}
 

@@ -11,7 +11,6 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/vigilhq/vigil"
-	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
 )
@@ -72,8 +71,9 @@ func (s *Server) resourceID(ctx context.Context, uri, prefix, suffix, perm strin
 	if ok {
 		id, ok = strings.CutSuffix(id, suffix)
 	}
-	// The audit log's threads are no thread to MCP: GET /v1/audit reads them.
-	if !ok || !vigil.ValidID(id) || prefix == threadPrefix && audit.Reserved(id) {
+	// Reserved threads (the audit log, sessions' streams) are no thread to
+	// MCP (streams.Reserved).
+	if !ok || !vigil.ValidID(id) || prefix == threadPrefix && streams.Reserved(id) {
 		return "", resourceError(vigil.Errorf(vigil.NotFound, "no resource %s", uri))
 	}
 	return id, nil

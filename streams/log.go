@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,25 @@ type Thread struct {
 	Tenant    string    `json:"tenant"`
 	Title     string    `json:"title,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// reservedPrefixes start the ids of the threads Vigil keeps for itself:
+// each tenant's audit log ("audit.", package audit) and the resumable
+// streams of MCP sessions ("mcp.", package mcpserver), which hold what one
+// user's client was sent. Public thread ids start with "th_".
+var reservedPrefixes = []string{"audit.", "mcp."}
+
+// Reserved reports whether thread is one Vigil keeps for itself. The public
+// thread routes, tools and resources answer "not found" for such a thread,
+// whatever the caller's role: the audit log is read through its own route,
+// and a session's stream only by its session.
+func Reserved(thread string) bool {
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(thread, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Page is what Log.Read returns.

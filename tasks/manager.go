@@ -3,8 +3,10 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil"
@@ -39,6 +41,18 @@ type Options struct {
 	// it (see Sealer); the Notifier that signs with them needs the same
 	// key. Nil stores secrets as given.
 	Sealer *Sealer
+	// OwnerScopes returns the scopes a principal holds for its tasks' tool
+	// calls; the Manager records them on each task the principal owns when
+	// it creates, updates, confirms or resumes it (Task.OwnerScopes). Nil
+	// means every principal holds every scope ("*"): no authentication
+	// configured. The scope table lives in auth; cmd wires it here.
+	OwnerScopes func(vigil.Principal) []string
+	// MaxActiveTasks returns the most active tasks a tenant may have:
+	// Confirm and Resume of one more are vigil.TooMany, naming the limit,
+	// and change nothing. Nil, or a result of zero or less, means no
+	// limit. It is asked at every activation, so a changed quota applies
+	// at once; a tenant already over a lowered limit keeps its tasks.
+	MaxActiveTasks func(tenant string) int
 }
 
 // Manager carries out the changes users ask for: it validates, applies the
@@ -59,11 +73,21 @@ type Manager struct {
 	managesAll func(vigil.Principal) bool
 	readsAll   func(vigil.Principal) bool
 	sealer     *Sealer
+	// ownerScopes is Options.OwnerScopes.
+	ownerScopes func(vigil.Principal) []string
+	// maxActive is Options.MaxActiveTasks.
+	maxActive func(tenant string) int
+	// activating serializes the activations of a tenant (by a hash of
+	// it) in this process, so that concurrent confirms cannot both take
+	// the last free place under maxActive.
+	activating [64]sync.Mutex
 }
 
 // NewManager returns a Manager.
 func NewManager(opts Options) *Manager {
 	m := &Manager{store: opts.Store, log: opts.Log, now: opts.Now, logger: opts.Logger, managesAll: opts.ManagesAll, readsAll: opts.ReadsAll, sealer: opts.Sealer}
+	m.ownerScopes = opts.OwnerScopes
+	m.maxActive = opts.MaxActiveTasks
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -128,6 +152,7 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Task, error) {
 		ID: id, Tenant: tenant, Owner: p.User, Status: StatusDraft, Version: 1, ThreadID: th.ID,
 		Spec: s, CreatedAt: now, UpdatedAt: now,
 	}
+	m.recordScopes(ctx, &t)
 	if err := m.createThreaded(ctx, th, t); err != nil {
 		return Task{}, err
 	}
@@ -252,6 +277,7 @@ func (m *Manager) Update(ctx context.Context, id string, version int64, s Spec) 
 	}
 	next := cur
 	next.Spec, next.UpdatedAt = s, now
+	m.recordScopes(ctx, &next)
 	var entry *ScheduleEntry
 	if cur.Status == StatusActive {
 		entry = m.entry(next, now)
@@ -423,7 +449,11 @@ func (m *Manager) Confirm(ctx context.Context, id string) (Task, error) {
 		if err := m.checkTimes(t.Spec, now); err != nil {
 			return err
 		}
-		return m.checkChain(ctx, t.Tenant, t.ID, t.Then)
+		if err := m.checkChain(ctx, t.Tenant, t.ID, t.Then); err != nil {
+			return err
+		}
+		m.recordScopes(ctx, t)
+		return nil
 	})
 }
 
@@ -438,6 +468,7 @@ func (m *Manager) Pause(ctx context.Context, id string) (Task, error) {
 func (m *Manager) Resume(ctx context.Context, id string) (Task, error) {
 	return m.transition(ctx, id, "resume", StatusPaused, StatusActive, func(t *Task, now time.Time) error {
 		t.Spec = anchor(t.Spec, now) // an interval set while paused starts now
+		m.recordScopes(ctx, t)
 		if t.Kind == KindOneShot {
 			return m.checkTimes(t.Spec, now)
 		}
@@ -462,6 +493,15 @@ func (m *Manager) transition(ctx context.Context, id, action string, from, to St
 	if err != nil {
 		return Task{}, err
 	}
+	limit := 0
+	if to == StatusActive && m.maxActive != nil {
+		limit = m.maxActive(tenant)
+	}
+	if limit > 0 {
+		mu := &m.activating[tenantStripe(tenant, len(m.activating))]
+		mu.Lock()
+		defer mu.Unlock()
+	}
 	for range casAttempts {
 		t, err := m.edit(ctx).Task(ctx, tenant, id)
 		if err != nil {
@@ -474,6 +514,11 @@ func (m *Manager) transition(ctx context.Context, id, action string, from, to St
 		now := m.now().UTC()
 		if prepare != nil {
 			if err := prepare(&t, now); err != nil {
+				return Task{}, err
+			}
+		}
+		if limit > 0 {
+			if err := m.checkActive(ctx, tenant, id, action, limit); err != nil {
 				return Task{}, err
 			}
 		}
@@ -503,6 +548,48 @@ func (m *Manager) transition(ctx context.Context, id, action string, from, to St
 		return m.withNext(ctx, t)
 	}
 	return Task{}, vigil.Errorf(vigil.Conflict, "task %s is changing too often; try again", id)
+}
+
+// checkActive returns vigil.TooMany, naming the limit, when the tenant
+// already has limit active tasks, so that activating task id would pass
+// its MaxActiveTasks. It counts through the Store's list of the tenant's
+// active tasks, reading at most limit of them.
+//
+// The count and the activation that follows are not one store step: the
+// Manager serializes a tenant's activations within this process, but two
+// instances (Redis mode) confirming at the same moment may each take the
+// last place, leaving the tenant one task over its limit until it pauses
+// or archives one.
+func (m *Manager) checkActive(ctx context.Context, tenant, id, action string, limit int) error {
+	n := 0
+	f := TaskFilter{Status: StatusActive, Limit: min(limit, MaxListLimit)}
+	for {
+		page, err := m.store.ListTasks(ctx, tenant, f)
+		if err != nil {
+			return fmt.Errorf("tasks: count the active tasks of %s: %w", tenant, err)
+		}
+		n += len(page.Tasks)
+		if n >= limit {
+			break
+		}
+		if page.Next == "" {
+			return nil
+		}
+		f.After = page.Next
+	}
+	noun := "tasks"
+	if limit == 1 {
+		noun = "task"
+	}
+	return vigil.Errorf(vigil.TooMany, "cannot %s task %s: tenant %s is at its limit of %d active %s; pause or archive one first",
+		action, id, tenant, limit, noun)
+}
+
+// tenantStripe is the index, below n, of tenant's activation lock.
+func tenantStripe(tenant string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(tenant))
+	return int(h.Sum32() % uint32(n))
 }
 
 // Delete removes the task, its runs and its schedule entry, in any state.

@@ -146,6 +146,12 @@ type Task struct {
 	Tenant string `json:"tenant"`
 	// Owner is the user who created the task.
 	Owner string `json:"owner,omitempty"`
+	// OwnerScopes are the scopes the owner held when it last created,
+	// updated, confirmed or resumed the task (Options.OwnerScopes): every
+	// tool call of the task's runs holds these and no others, since the
+	// owner is not there when the task runs. Nil means never recorded
+	// (a task stored before scopes were); empty means none. See Scopes.
+	OwnerScopes []string `json:"owner_scopes,omitzero"`
 	// Status is where the task stands in its state machine.
 	Status Status `json:"status"`
 	// Version counts the task's changes: 1 at creation, one more with
@@ -163,6 +169,17 @@ type Task struct {
 	// NextFire is the task's next slot from the schedule index, set by
 	// Manager reads. Stores do not persist it and return it nil.
 	NextFire *time.Time `json:"next_fire,omitempty"`
+}
+
+// Scopes returns the scopes the tool calls of t's runs hold: its
+// OwnerScopes, or every scope ("*") for a task whose owner's scopes were
+// never recorded, which runs as every task did before tasks had scopes
+// until its owner next updates or confirms it.
+func (t Task) Scopes() []string {
+	if t.OwnerScopes == nil {
+		return []string{"*"}
+	}
+	return slices.Clone(t.OwnerScopes)
 }
 
 // Redacted returns a copy of t without webhook secrets, for showing.

@@ -45,6 +45,12 @@ type WorkerOptions struct {
 	Lease time.Duration
 	// Retry is the retry policy; its zero value means the defaults.
 	Retry RetryPolicy
+	// MaxRunDuration returns how long one attempt of a tenant's run may
+	// execute. Past it the attempt's context is cancelled and the run
+	// fails for good, without a retry, with an error that says so. Nil,
+	// or a result of zero or less, means no limit. It is asked at every
+	// attempt, on the wall clock (not Now).
+	MaxRunDuration func(tenant string) time.Duration
 	// MaxDeliveries fails a running run that was reclaimed more often
 	// than this since it last went back to the queue (its execution
 	// crashes its workers); default 5.
@@ -116,6 +122,7 @@ type Worker struct {
 	limiter  *rate.Limiter
 	lease    time.Duration
 	retry    RetryPolicy
+	maxRun   func(tenant string) time.Duration
 	maxDeliv int
 	maxChain int
 	grace    time.Duration
@@ -144,7 +151,7 @@ func NewWorker(opts WorkerOptions) *Worker {
 	w := &Worker{
 		store: opts.Store, queue: opts.Queue, log: opts.Log, exec: opts.Executor, notifier: opts.Notifier,
 		id: opts.ID, conc: opts.Concurrency, tenCap: opts.TenantConcurrency, tenWait: opts.TenantWait,
-		lease: opts.Lease, retry: opts.Retry.withDefaults(), maxDeliv: opts.MaxDeliveries,
+		lease: opts.Lease, retry: opts.Retry.withDefaults(), maxRun: opts.MaxRunDuration, maxDeliv: opts.MaxDeliveries,
 		maxChain: opts.MaxChainDepth, grace: opts.StopGrace, now: opts.Now, logger: opts.Logger, obs: opts.Observer,
 		tenants: map[string]int{}, waited: map[string]struct{}{}, stopping: make(chan struct{}), loopDone: make(chan struct{}),
 	}
@@ -574,7 +581,7 @@ func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) er
 // process carries claim k through the run's lifecycle.
 func (w *Worker) process(ctx context.Context, k *keeper) {
 	c := k.current()
-	r, err := w.store.Run(ctx, c.Tenant, c.RunID)
+	r, t, err := w.runTask(ctx, c)
 	if vigil.ErrorCode(err) == vigil.NotFound {
 		w.ack(ctx, k)
 		return
@@ -591,7 +598,13 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 	if vigil.TraceID(ctx) == "" {
 		ctx = vigil.WithTraceID(ctx, RunTraceID(r.ID)) // the worker's events and the executor's share it
 	}
-	t, err := w.store.Task(ctx, r.Tenant, r.TaskID)
+	if t == nil {
+		var rt Task
+		rt, err = w.store.Task(ctx, r.Tenant, r.TaskID)
+		t = &rt
+	} else if t.ID == "" {
+		err = vigil.Errorf(vigil.NotFound, "task %s not found", r.TaskID)
+	}
 	if vigil.ErrorCode(err) == vigil.NotFound {
 		w.ack(ctx, k)
 		return
@@ -613,7 +626,7 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 	}
 	for {
 		began := w.now()
-		out, err := w.exec.Execute(ctx, x.run, x)
+		out, err := w.execute(ctx, x)
 		took := w.now().Sub(began)
 		if err == nil {
 			w.obs.Finished(AttemptSucceeded, took)
@@ -642,6 +655,40 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 			return
 		}
 	}
+}
+
+// execute runs one attempt of x's run under its tenant's MaxRunDuration:
+// past it the attempt's context is cancelled, and the attempt's error
+// becomes a permanent one saying that the run took too long. An executor
+// that returns a result although its context ended has still finished:
+// its result stands.
+func (w *Worker) execute(ctx context.Context, x *execution) (Outcome, error) {
+	var limit time.Duration
+	if w.maxRun != nil {
+		limit = w.maxRun(x.run.Tenant)
+	}
+	if limit <= 0 {
+		return w.exec.Execute(ctx, x.run, x)
+	}
+	over := fmt.Errorf("the run took longer than %s, the most one attempt may take for tenant %s (its max run duration); it is not retried", limit, x.run.Tenant)
+	attempt, cancel := context.WithTimeoutCause(ctx, limit, over)
+	defer cancel()
+	out, err := w.exec.Execute(attempt, x.run, x)
+	if err != nil && ctx.Err() == nil && context.Cause(attempt) == over {
+		return out, Permanent(over)
+	}
+	return out, err
+}
+
+// runTask reads the run of c and, when the store reads both in one call
+// (RunTaskReader), its task; t is nil when it is still to be read.
+func (w *Worker) runTask(ctx context.Context, c Claim) (r Run, t *Task, err error) {
+	if rt, ok := w.store.(RunTaskReader); ok {
+		r, task, err := rt.RunTask(ctx, c.Tenant, c.RunID)
+		return r, &task, err
+	}
+	r, err = w.store.Run(ctx, c.Tenant, c.RunID)
+	return r, nil, err
 }
 
 // settle handles the errors that end a run's handling without a verdict

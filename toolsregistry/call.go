@@ -24,6 +24,12 @@ import (
 type Request struct {
 	// Tenant is the caller's tenant; it decides which tools are visible.
 	Tenant string
+	// User is the user the call is made for (for a task run, the task's
+	// owner); its calls share one bucket of Options.UserRate. Empty means
+	// the user of the principal in the call's context, when it is of
+	// Tenant; with neither, the call goes to the tenant's shared bucket
+	// of calls made for no known user.
+	User string
 	// Scopes are the permissions the caller holds (for a task run, its
 	// owner's). A tool runs only if they cover all of its scopes; a held
 	// scope "read:*" covers every read scope, "*" covers all.
@@ -87,7 +93,8 @@ func (res *Result) ToolResult(callID string) streams.ToolResult {
 //     naming the missing scope);
 //  3. validate the arguments and, when they are invalid, Repair them and
 //     validate again (vigil.Invalid, naming the field and what it expects);
-//  4. take a token from the tenant's bucket (vigil.TooMany with RetryAfter);
+//  4. take a token from the tenant's bucket, then from the user's
+//     (vigil.TooMany with RetryAfter);
 //  5. serve a fresh cached result, if the tool caches (Result.Cached);
 //  6. take a token from the tool's bucket (vigil.TooMany with RetryAfter);
 //  7. through the tool's circuit breaker, run the handler under the
@@ -97,9 +104,10 @@ func (res *Result) ToolResult(callID string) streams.ToolResult {
 //  9. on failure or an open breaker, apply the tool's Fallback: the last
 //     cached result with a warning, or a structured error.
 //
-// The tenant's bucket is taken before the cache, so that a quota counts
-// every call a tenant makes; the tool's after it, since the tool's limit
-// protects its upstream, which a cached result does not reach.
+// The tenant's and the user's buckets are taken before the cache, so that
+// a quota counts every call a tenant or user makes; the tool's after it,
+// since the tool's limit protects its upstream, which a cached result does
+// not reach. A bucket that refuses gives back the tokens taken before it.
 //
 // Every error is an *Error, which a caller turns into a tool_error event
 // with its ToolError method. Call is safe for concurrent use.
@@ -143,6 +151,26 @@ func (r *Registry) Call(ctx context.Context, req Request) (*Result, error) {
 		}
 		tenantToken = tok
 	}
+	giveBack := func() {
+		if tenantToken != nil {
+			tenantToken.CancelAt(start)
+		}
+	}
+	user := callUser(ctx, req)
+	if lim := r.userLimiter(req.Tenant, user, start); lim != nil {
+		tok, wait := reserve(lim, start)
+		if wait > 0 {
+			giveBack()
+			who := "user " + user
+			if user == "" {
+				who = "this tenant's calls for no known user"
+			}
+			return fail(&Error{Code: vigil.TooMany, Retryable: true, RetryAfter: wait,
+				Message: fmt.Sprintf("%s is over the quota of %d tool calls per minute; retry in %s", who, lim.Burst(), roundUp(wait))})
+		}
+		tenantOnly := giveBack
+		giveBack = func() { tenantOnly(); tok.CancelAt(start) }
+	}
 
 	caches := t.CacheTTL > 0 || t.Fallback == FallbackCached
 	var key string
@@ -159,9 +187,7 @@ func (r *Registry) Call(ctx context.Context, req Request) (*Result, error) {
 
 	if e.limiter != nil {
 		if _, wait := reserve(e.limiter, start); wait > 0 {
-			if tenantToken != nil {
-				tenantToken.CancelAt(start)
-			}
+			giveBack()
 			return fail(&Error{Code: vigil.TooMany, Retryable: true, RetryAfter: wait,
 				Message: fmt.Sprintf("%s is over its limit of %d calls per minute; retry in %s", t.Ref(), t.RateLimit, roundUp(wait))})
 		}
@@ -190,6 +216,19 @@ func (r *Registry) Call(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	return fail(cerr)
+}
+
+// callUser is the user whose bucket a call takes from: req.User, else the
+// principal's user when the principal is of req.Tenant, else "" (the
+// tenant's calls for no known user).
+func callUser(ctx context.Context, req Request) string {
+	if req.User != "" {
+		return req.User
+	}
+	if p, ok := vigil.PrincipalFrom(ctx); ok && p.Tenant == req.Tenant {
+		return p.User
+	}
+	return ""
 }
 
 // callerFault marks an error that is not the tool's failure (the caller

@@ -36,6 +36,13 @@ type Options struct {
 	// zero or less, means no limit. It is asked on every call, so a changed
 	// quota applies at once.
 	TenantRate func(tenant string) int
+	// UserRate returns the most tool calls per minute one user of a
+	// tenant may make (Request.User): a token bucket per user with a
+	// burst of the same size, so that one user's runs cannot spend the
+	// whole tenant's quota. Calls for no known user share one bucket of
+	// the tenant. Nil, or a result of zero or less, means no limit. It is
+	// asked on every call, so a changed quota applies at once.
+	UserRate func(tenant string) int
 	// Breaker configures every tool's circuit breaker.
 	Breaker BreakerOptions
 	// CacheEntries and CacheBytes bound the result cache; zero means 4096
@@ -121,6 +128,12 @@ type Registry struct {
 	tenantMu sync.Mutex
 	tenants  map[string]*rate.Limiter
 
+	// users are the per-user buckets (UserRate), keyed by tenant and
+	// user; full ones are dropped every userSweep.
+	userMu     sync.Mutex
+	users      map[userKey]*rate.Limiter
+	usersSwept time.Time
+
 	serial atomic.Uint64 // numbers registrations, so cache keys never outlive a version
 }
 
@@ -166,6 +179,7 @@ func New(opts Options) *Registry {
 		tools:     map[toolKey]*family{},
 		listeners: map[int]func(Change){},
 		tenants:   map[string]*rate.Limiter{},
+		users:     map[userKey]*rate.Limiter{},
 	}
 }
 
@@ -498,6 +512,47 @@ func (r *Registry) tenantLimiter(tenant string) *rate.Limiter {
 		r.tenants[tenant] = lim
 	} else if lim.Burst() != n {
 		now := r.opts.Now()
+		lim.SetLimitAt(now, rate.Limit(float64(n)/60))
+		lim.SetBurstAt(now, n)
+	}
+	return lim
+}
+
+// userKey names a user's bucket: the user "" is the tenant's shared
+// bucket of calls made for no known user.
+type userKey struct{ tenant, user string }
+
+// userSweep is how often the buckets of idle users are dropped.
+const userSweep = time.Minute
+
+// userLimiter returns the bucket of user in tenant at now, or nil without
+// a limit. Buckets that have refilled are dropped once a minute: a new
+// bucket is the same, and users come and go.
+func (r *Registry) userLimiter(tenant, user string, now time.Time) *rate.Limiter {
+	if r.opts.UserRate == nil {
+		return nil
+	}
+	n := r.opts.UserRate(tenant)
+	k := userKey{tenant, user}
+	r.userMu.Lock()
+	defer r.userMu.Unlock()
+	if now.Sub(r.usersSwept) >= userSweep {
+		for uk, lim := range r.users {
+			if lim.TokensAt(now) >= float64(lim.Burst()) {
+				delete(r.users, uk)
+			}
+		}
+		r.usersSwept = now
+	}
+	lim := r.users[k]
+	if n <= 0 {
+		delete(r.users, k)
+		return nil
+	}
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+		r.users[k] = lim
+	} else if lim.Burst() != n {
 		lim.SetLimitAt(now, rate.Limit(float64(n)/60))
 		lim.SetBurstAt(now, n)
 	}

@@ -127,6 +127,7 @@ func TestCrashWorkerRedis(t *testing.T) {
 		"VIGIL_WORKERS_TENANT_CONCURRENCY=4",
 		"VIGIL_WORKERS_LEASE=2s",
 		"VIGIL_SCHEDULER_TICK=100ms",
+		"VIGIL_QUOTAS_MAX_ACTIVE_TASKS=0", // n tasks active at once, over the default plan's 10
 	}
 	_, line := startVigil(t, env, "vigil serving", "serve", "--addr", "127.0.0.1:0")
 	base := "http://" + line["addr"].(string)

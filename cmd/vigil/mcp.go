@@ -14,7 +14,6 @@ import (
 	"github.com/vigilhq/vigil/mcpserver"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/streams"
-	"github.com/vigilhq/vigil/tasks"
 )
 
 // runMCP is `vigil mcp [--config FILE] [--data DIR] [--redis URL]`: the
@@ -51,24 +50,12 @@ func runMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	// This process runs what vigil serve would: with the embedded store it
 	// is the only one on the data directory, so the tasks a client creates
 	// run while it is connected.
-	registry, err := newRegistry(cfg.Tools.Allow, logger)
+	ps, err := newParts(ctx, cfg, backend, logger)
 	if err != nil {
 		return err
 	}
-	model, err := newModel(cfg.LLM)
-	if err != nil {
-		return err
-	}
-	plugins, err := newPlugins(ctx, cfg, backend, registry, logger)
-	if err != nil {
-		return err
-	}
-	defer plugins.Close() // before the store's deferred Close
-	mem, err := openMemory(cfg, backend, logger)
-	if err != nil {
-		return err
-	}
-	rt, managed, err := newTaskRuntime(ctx, cfg, backend, registry, model, mem, serveRole(cfg), logger)
+	defer ps.plugins.Close() // before the store's deferred Close
+	rt, managed, err := newTaskRuntime(ctx, cfg, backend, ps, serveRole(cfg), logger)
 	if err != nil {
 		return err
 	}
@@ -78,15 +65,19 @@ func runMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		defer cancel()
 		_ = rt.Stop(stopCtx)
 	}()
-	taskManager := tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: logger, ManagesAll: managesAllTasks, ReadsAll: readsAllTasks})
+	taskManager, err := newManager(cfg, managed, backend, logger)
+	if err != nil {
+		return err
+	}
 
 	srv := mcpserver.New(mcpserver.Options{
 		Log:      backend,
 		Hub:      streams.NewHub(backend, streams.HubOptions{Logger: logger}),
-		Registry: registry,
-		Plugins:  plugins,
+		Registry: ps.registry,
+		Plugins:  ps.plugins,
 		Tasks:    taskManager,
 		Allow:    func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
+		Scopes:   auth.DefaultScopes().Of,
 		Logger:   logger,
 	})
 	defer srv.Close()

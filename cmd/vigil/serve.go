@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -71,38 +72,27 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.backend = backend
 
-	mem, err := openMemory(m.Config, backend, m.Logger)
+	ps, err := newParts(ctx, m.Config, backend, m.Logger)
 	if err != nil {
 		_ = backend.Close()
 		return err
 	}
-
-	registry, err := newRegistry(m.Config.Tools.Allow, m.Logger)
-	if err != nil {
-		_ = backend.Close()
-		return err
-	}
-	model, err := newModel(m.Config.LLM)
-	if err != nil {
-		_ = backend.Close()
-		return err
-	}
-	plugins, err := newPlugins(ctx, m.Config, backend, registry, m.Logger)
-	if err != nil {
-		_ = backend.Close()
-		return err
-	}
-	m.plugins = plugins
+	m.plugins = ps.plugins
+	mem, registry, model, plugins := ps.mem, ps.registry, ps.model, ps.plugins
 
 	// The scheduler runs here unless scheduler.enabled is off, the workers
 	// unless workers.embedded is (then vigil worker processes run them).
-	rt, managed, err := newTaskRuntime(ctx, m.Config, backend, registry, model, mem, serveRole(m.Config), m.Logger)
+	rt, managed, err := newTaskRuntime(ctx, m.Config, backend, ps, serveRole(m.Config), m.Logger)
 	if err != nil {
 		m.abandon()
 		return err
 	}
 	m.tasksRuntime = rt
-	taskManager := tasks.NewManager(tasks.Options{Store: managed, Log: backend, Logger: m.Logger, ManagesAll: managesAllTasks, ReadsAll: readsAllTasks})
+	taskManager, err := newManager(m.Config, managed, backend, m.Logger)
+	if err != nil {
+		m.abandon()
+		return err
+	}
 
 	// The main agent answers POST /v1/threads/{id}/messages.
 	assistant := agent.NewAssistant(agent.AssistantOptions{Model: model, Tasks: taskManager, Log: backend, Memory: mem, Logger: m.Logger})
@@ -113,11 +103,21 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	limits, err := m.Config.Quotas.Limits()
+	if err != nil {
+		m.abandon()
+		return err
+	}
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
-	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat, Auth: authn, Keys: keys, Assistant: assistant, Metrics: rt.metrics.Handler(), Tools: plugins})
+	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat, Auth: authn, Keys: keys, Assistant: assistant, Metrics: rt.metrics.Handler(), Tools: plugins,
+		RequestsPerMinute:   func(tenant string) int { return limits.For(tenant).RequestsPerMinute },
+		AuthorizationServer: authorizationServer(m.Config, m.Logger),
+		BaseURL:             m.Config.Server.BaseURL,
+	})
 	mcpSrv := mcpserver.New(mcpserver.Options{
 		Log: backend, Hub: hub, Registry: registry, Plugins: plugins, Tasks: taskManager, Logger: m.Logger,
-		Allow: func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
+		Allow:  func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
+		Scopes: auth.DefaultScopes().Of,
 	})
 	api.Handle("/mcp", mcpSrv.Handler())
 
@@ -209,6 +209,57 @@ func openMemory(c config.Config, backend store.Backend, logger *slog.Logger) (*m
 		logger.Warn("memory.key is not set: long-term profiles are off")
 	}
 	return memory.New(backend, memory.Options{Key: key, ShortTermTokens: c.Memory.ShortTermTokens, Logger: logger})
+}
+
+// newManager returns the task Manager over managed (see newTaskRuntime):
+// who manages and reads all tasks comes from the permission table, the
+// scopes recorded on an owner's tasks from the role table, webhook secrets
+// are sealed under the memory key, and each tenant's active tasks are
+// capped by quotas.max_active_tasks.
+func newManager(c config.Config, managed tasks.Store, log streams.Log, logger *slog.Logger) (*tasks.Manager, error) {
+	limits, err := c.Quotas.Limits()
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := newSealer(c)
+	if err != nil {
+		return nil, err
+	}
+	return tasks.NewManager(tasks.Options{
+		Store: managed, Log: log, Logger: logger,
+		ManagesAll: managesAllTasks, ReadsAll: readsAllTasks,
+		OwnerScopes:    auth.DefaultScopes().Of,
+		Sealer:         sealer,
+		MaxActiveTasks: func(tenant string) int { return limits.For(tenant).MaxActiveTasks },
+	}), nil
+}
+
+// newSealer returns the sealer of webhook secrets: under the memory key
+// (see memoryKey), or nil when there is none (Redis without memory.key),
+// and then secrets are stored as given.
+func newSealer(c config.Config) (*tasks.Sealer, error) {
+	key, err := memoryKey(c)
+	if err != nil || key == nil {
+		return nil, err
+	}
+	return tasks.NewSealer(key)
+}
+
+// authorizationServer is the OAuth authorization server /mcp names in its
+// protected resource metadata: the JWT issuer, when JWTs are accepted and
+// the issuer is an http(s) URL, as OAuth issuers are. Otherwise none, and
+// the metadata is not served: a client could not ask that issuer for a
+// token.
+func authorizationServer(c config.Config, logger *slog.Logger) string {
+	if !c.Auth.AcceptsJWT() {
+		return ""
+	}
+	iss := c.Auth.JWT.Issuer
+	if u, err := url.Parse(iss); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		logger.Info("auth.jwt.issuer is not an http(s) URL: /mcp publishes no OAuth protected resource metadata", "issuer", iss)
+		return ""
+	}
+	return iss
 }
 
 // managesAllTasks reports whether p may see and change every task of its

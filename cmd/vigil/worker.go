@@ -46,24 +46,12 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer backend.Close()
-	registry, err := newRegistry(cfg.Tools.Allow, logger)
+	ps, err := newParts(ctx, cfg, backend, logger)
 	if err != nil {
 		return err
 	}
-	model, err := newModel(cfg.LLM)
-	if err != nil {
-		return err
-	}
-	plugins, err := newPlugins(ctx, cfg, backend, registry, logger)
-	if err != nil {
-		return err
-	}
-	defer plugins.Close() // before the store's deferred Close
-	mem, err := openMemory(cfg, backend, logger)
-	if err != nil {
-		return err
-	}
-	rt, _, err := newTaskRuntime(ctx, cfg, backend, registry, model, mem, role{workers: true}, logger)
+	defer ps.plugins.Close() // before the store's deferred Close
+	rt, _, err := newTaskRuntime(ctx, cfg, backend, ps, role{workers: true}, logger)
 	if err != nil {
 		return err
 	}

@@ -46,17 +46,53 @@ type taskRuntime struct {
 	schedDone chan struct{}
 }
 
+// parts are what every process that runs tasks builds first on its
+// backend: the memory service, the tool registry, the model, and the Sync
+// that loads the stored plugin tools into the registry and follows them.
+type parts struct {
+	mem      *memory.Service
+	registry *toolsregistry.Registry
+	model    agent.Model
+	plugins  *toolsregistry.Sync // Close it before the backend
+}
+
+// newParts builds the parts for c on backend. On error nothing is left
+// open but backend, which is the caller's.
+func newParts(ctx context.Context, c config.Config, backend store.Backend, logger *slog.Logger) (parts, error) {
+	mem, err := openMemory(c, backend, logger)
+	if err != nil {
+		return parts{}, err
+	}
+	registry, err := newRegistry(c.Tools.Allow, c.Quotas, logger)
+	if err != nil {
+		return parts{}, err
+	}
+	model, err := newModel(c.LLM)
+	if err != nil {
+		return parts{}, err
+	}
+	plugins, err := newPlugins(ctx, c, backend, registry, logger)
+	if err != nil {
+		return parts{}, err
+	}
+	return parts{mem: mem, registry: registry, model: model, plugins: plugins}, nil
+}
+
 // newTaskRuntime prepares what r asks for on backend, and returns it with
 // the store the Manager should use: one whose new runs reach the queue
 // (tasks.DispatchStore), so that "run now" and chained runs start without
 // waiting for a scheduler tick. Nothing runs until Start.
-func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend, reg *toolsregistry.Registry, model agent.Model, mem *memory.Service, r role, logger *slog.Logger) (*taskRuntime, tasks.Store, error) {
+func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend, p parts, r role, logger *slog.Logger) (*taskRuntime, tasks.Store, error) {
 	exec, err := store.OpenExecution(ctx, backend, r.workers)
 	if err != nil {
 		return nil, nil, err
 	}
 	if exec.Recovered > 0 {
 		logger.Info("resuming runs the last stop interrupted", "runs", exec.Recovered)
+	}
+	limits, err := c.Quotas.Limits()
+	if err != nil {
+		return nil, nil, err
 	}
 	rt := &taskRuntime{logger: logger, stop: c.Workers.StopTimeout,
 		metrics: metrics.NewTasks(metrics.TasksOptions{Queue: exec.Queue, Logger: logger})}
@@ -73,7 +109,11 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 		if err != nil {
 			return nil, nil, fmt.Errorf("tools.allow: %w", err)
 		}
-		notifier, err := tasks.NewNotifier(tasks.NotifierOptions{Guard: g, Logger: logger})
+		sealer, err := newSealer(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		notifier, err := tasks.NewNotifier(tasks.NotifierOptions{Guard: g, Sealer: sealer, Logger: logger})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -85,7 +125,7 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 		if jitter == 0 {
 			jitter = -1 // RetryPolicy: negative is none, zero the default
 		}
-		runExec, err := newExecutor(reg, backend, model, mem, logger)
+		runExec, err := newExecutor(p.registry, backend, p.model, p.mem, logger)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -97,6 +137,8 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 			Lease:    c.Workers.Lease,
 			Retry:    tasks.RetryPolicy{Transient: c.Retry.Transient, Backoff: backoff, Jitter: jitter},
 			Observer: rt.metrics,
+			// quotas.max_run_duration: an attempt past it fails for good.
+			MaxRunDuration: func(tenant string) time.Duration { return limits.For(tenant).MaxRunDuration },
 		})
 	}
 	return rt, &tasks.DispatchStore{Store: backend, Queue: exec.Queue}, nil
@@ -105,11 +147,13 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 // newExecutor returns the run executor: the task agent, which runs a task's
 // instruction through the model in a tool-calling loop, and its declared
 // steps through the built-in step executor when there is no LLM (or the LLM
-// fails). mem, if set, puts the owner's profile in the prompt.
+// fails). mem, if set, puts the owner's profile in the prompt. Every tool
+// call of a run holds the scopes recorded on its task, its owner's.
 func newExecutor(reg *toolsregistry.Registry, ts tasks.Store, model agent.Model, mem *memory.Service, logger *slog.Logger) (tasks.Executor, error) {
+	scopes := tasks.RunScopes(ts)
 	return agent.NewTaskAgent(agent.TaskAgentOptions{
-		Model: model, Registry: reg, Store: ts, Memory: mem, Logger: logger,
-		Steps: tasks.NewStepExecutor(tasks.StepExecutorOptions{Registry: reg, Store: ts, Logger: logger}),
+		Model: model, Registry: reg, Store: ts, Memory: mem, Logger: logger, Scopes: scopes,
+		Steps: tasks.NewStepExecutor(tasks.StepExecutorOptions{Registry: reg, Store: ts, Scopes: scopes, Logger: logger}),
 	})
 }
 
@@ -163,9 +207,15 @@ func (rt *taskRuntime) Stop(ctx context.Context) error {
 // newRegistry returns the process's tools registry with the built-in tools:
 // one registry, shared by the task workers and MCP, so a tool registered
 // over MCP is one a task can call. allow is tools.allow: what http_get may
-// reach although it is not public.
-func newRegistry(allow []string, logger *slog.Logger) (*toolsregistry.Registry, error) {
-	reg := toolsregistry.New(toolsregistry.Options{Logger: logger})
+// reach although it is not public. quotas.tool_calls_per_minute caps the
+// tool calls of each user of a tenant (a task run's calls are its owner's).
+func newRegistry(allow []string, quotas config.Quotas, logger *slog.Logger) (*toolsregistry.Registry, error) {
+	limits, err := quotas.Limits()
+	if err != nil {
+		return nil, err
+	}
+	reg := toolsregistry.New(toolsregistry.Options{Logger: logger,
+		UserRate: func(tenant string) int { return limits.For(tenant).ToolCallsPerMinute }})
 	builtins, err := toolsregistry.Builtins(toolsregistry.BuiltinOptions{Guard: toolsregistry.GuardOptions{Allow: allow}})
 	if err != nil {
 		return nil, err
