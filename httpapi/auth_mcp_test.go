@@ -35,6 +35,13 @@ func serveMCPAuth(t *testing.T) *mcpEnv {
 	t.Helper()
 	e := &mcpEnv{authEnv: serveAuth(t)}
 	reg := toolsregistry.New(toolsregistry.Options{})
+	// A plugin tool of tenant A, for call_plugin_tool.
+	echo := toolsregistry.Tool{Tenant: tenantA, Name: "acme.echo", Version: 1, Description: "Echo the arguments."}
+	if err := reg.Register(echo, toolsregistry.HandlerFunc(func(_ context.Context, args json.RawMessage) (toolsregistry.Output, error) {
+		return toolsregistry.Output{Value: args}, nil
+	})); err != nil {
+		t.Fatal(err)
+	}
 	var err error
 	if e.plugins, err = toolsregistry.NewSync(reg, toolsregistry.SyncOptions{}); err != nil {
 		t.Fatal(err)
@@ -164,6 +171,9 @@ var mcpToolCases = []mcpToolCase{
 	}},
 	{tool: "list_registry_tools", perm: auth.ToolsRegister, roles: "ad", args: func(*testing.T, *mcpEnv) (map[string]any, string) {
 		return nil, ""
+	}},
+	{tool: "call_plugin_tool", perm: auth.TasksWrite, roles: "adm", foreign: true, args: func(*testing.T, *mcpEnv) (map[string]any, string) {
+		return map[string]any{"tool": "acme.echo", "arguments": map[string]any{"text": "hi"}}, "acme.echo"
 	}},
 }
 

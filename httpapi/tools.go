@@ -15,11 +15,15 @@ import (
 // stored, callable by tasks at once on every instance, and announced to
 // connected MCP clients with tools/list_changed.
 //
-//	GET    /v1/tools          the tools the tenant's tasks can call: built-in and its own
-//	POST   /v1/tools          register an HTTP plugin tool: a toolsregistry.PluginSpec (201)
-//	DELETE /v1/tools/{ref}    unregister name@version, or every version of a name (204)
+//	GET    /v1/tools          the tools the tenant's tasks can call (built-in, its own,
+//	                          and its mounted servers' tools, namespaced), and its mounts
+//	POST   /v1/tools          register an HTTP plugin tool, or mount a remote MCP server
+//	                          ("kind":"mcp"): a toolsregistry.PluginSpec (201)
+//	DELETE /v1/tools/{ref}    unregister name@version, or every version of a name, or
+//	                          unmount the server mounted as namespace {ref} (204)
 //
-// A plugin's secret is never shown again after it is registered.
+// A plugin's secret and a mount's headers are never shown again after they
+// are registered.
 func (s *Server) toolRoutes() {
 	s.mux.HandleFunc("GET /v1/tools", s.listTools)
 	s.mux.HandleFunc("POST /v1/tools", s.registerTool)
@@ -59,6 +63,36 @@ func toolViewOf(l toolsregistry.Listing) toolView {
 	return v
 }
 
+// mountView is a tenant's remote MCP server as the API shows it: where it
+// is and how its mount fares, never its headers (they may be credentials).
+type mountView struct {
+	Kind      string   `json:"kind"` // always "mcp"
+	Namespace string   `json:"namespace"`
+	URL       string   `json:"url"` // its password, if any, masked
+	Scopes    []string `json:"scopes,omitempty"`
+	Timeout   string   `json:"timeout,omitempty"`
+	// State is mounted, mounting or failed (see toolsregistry.MountState).
+	State  toolsregistry.MountState  `json:"state"`
+	Status toolsregistry.MountStatus `json:"status"`
+	// Tools are the mounted tools' names, namespace.tool, as tasks call them.
+	Tools []string `json:"tools"`
+	Error string   `json:"error,omitempty"`
+}
+
+func mountViewOf(mi toolsregistry.MountInfo) mountView {
+	v := mountView{
+		Kind: string(toolsregistry.PluginMCP), Namespace: mi.Spec.Namespace, URL: mi.Spec.URL, Scopes: mi.Spec.Scopes,
+		State: mi.State, Status: mi.Status, Tools: mi.Tools, Error: mi.Error,
+	}
+	if v.Tools == nil {
+		v.Tools = []string{}
+	}
+	if mi.Spec.Timeout > 0 {
+		v.Timeout = mi.Spec.Timeout.String()
+	}
+	return v
+}
+
 // plugins returns the plugin registration, or answers 503 and returns nil
 // when the server has none.
 func (s *Server) plugins(w http.ResponseWriter, r *http.Request) *toolsregistry.Sync {
@@ -79,10 +113,14 @@ func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := struct {
-		Tools []toolView `json:"tools"`
-	}{Tools: []toolView{}}
+		Tools  []toolView  `json:"tools"`
+		Mounts []mountView `json:"mounts"`
+	}{Tools: []toolView{}, Mounts: []mountView{}}
 	for _, l := range ps.List(tenant) {
 		out.Tools = append(out.Tools, toolViewOf(l))
+	}
+	for _, mi := range ps.Mounts(tenant) {
+		out.Mounts = append(out.Mounts, mountViewOf(mi))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -100,6 +138,17 @@ func (s *Server) registerTool(w http.ResponseWriter, r *http.Request) {
 	var spec toolsregistry.PluginSpec
 	if err := s.decodeBody(w, r, &spec, false); err != nil {
 		s.error(w, r, err)
+		return
+	}
+	if spec.Kind == toolsregistry.PluginMCP {
+		mi, err := ps.Mount(r.Context(), tenant, spec)
+		if err != nil {
+			s.error(w, r, err)
+			return
+		}
+		s.opts.Logger.InfoContext(r.Context(), "remote MCP server mounted", "namespace", mi.Spec.Namespace, "tools", len(mi.Tools))
+		w.Header().Set("Location", "/v1/tools/"+url.PathEscape(mi.Spec.Namespace))
+		writeJSON(w, http.StatusCreated, mountViewOf(mi))
 		return
 	}
 	l, err := ps.Register(r.Context(), tenant, spec)

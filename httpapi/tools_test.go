@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/config"
@@ -119,7 +123,8 @@ func TestToolsAPI(t *testing.T) {
 			{body, 409, ""},
 			{`{"name":"acme.x","description":"x","url":"` + plugin.URL + `","secret":"` + toolSecret + `","input_schema":{"type":"string"}}`, 400, "input_schema"},
 			{`{"name":"acme.x","description":"x","url":"` + plugin.URL + `","secret":"short"}`, 400, "secret"},
-			{`{"name":"acmex","kind":"mcp","description":"x","url":"` + plugin.URL + `"}`, 400, "kind"},
+			{`{"name":"acmex","kind":"mcp","description":"x","command":["/bin/sh"]}`, 400, "command"},
+			{`{"name":"acmex","kind":"ftp","description":"x","url":"` + plugin.URL + `"}`, 400, "kind"},
 			{`{"name":"acme.x","kind":"mcp","description":"x","url":"` + plugin.URL + `","secret":"` + toolSecret + `"}`, 400, "secret"},
 			{`{"name":"echo","description":"x","url":"` + plugin.URL + `","secret":"` + toolSecret + `"}`, 409, ""},
 			{`{"name":"acme.x","description":"x","url":"` + plugin.URL + `","secret":"` + toolSecret + `","extra":1}`, 400, ""},
@@ -173,4 +178,192 @@ func TestToolsUnavailable(t *testing.T) {
 			t.Errorf("%s: %d, want 503", m, resp.StatusCode)
 		}
 	}
+}
+
+const remoteToken = "Bearer RemoteTokenMarker-42"
+
+// calcServer is a remote MCP server, mcp-go over streamable HTTP on a
+// loopback test server, with one tool, add_numbers, answering only
+// requests that carry remoteToken. It is closed when the test ends, after
+// the cleanups registered later (the mounts, whose open streams would
+// hold Close).
+func calcServer(t *testing.T) string {
+	t.Helper()
+	s := server.NewMCPServer("calc", "1.0.0", server.WithToolCapabilities(true))
+	s.AddTool(mcp.NewTool("add_numbers", mcp.WithDescription("Adds a and b."),
+		mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
+		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			a, _ := req.RequireFloat("a")
+			b, _ := req.RequireFloat("b")
+			return mcp.NewToolResultStructured(map[string]float64{"sum": a + b}, fmt.Sprint(a+b)), nil
+		})
+	h := server.NewStreamableHTTPServer(s)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != remoteToken {
+			http.Error(w, "who are you?", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp"
+}
+
+type mountList struct {
+	Tools []struct {
+		Name, Ref string
+		Global    bool
+	}
+	Mounts []struct {
+		Kind, Namespace, URL, State string
+		Tools                       []string
+		Status                      struct{ Connected bool }
+	}
+}
+
+// TestToolsAPIMountsRemote mounts a remote MCP server over REST, on both
+// backends: POST /v1/tools with kind mcp answers the mount (201, its
+// Location, its tools), never its headers; GET /v1/tools lists the
+// namespaced tool and the mount; the tool is callable at once; a second
+// mount of the namespace conflicts; one tool of the mount cannot be
+// removed alone, and DELETE of the namespace unmounts it. With Redis, a
+// second instance mounts the server too and lists it.
+func TestToolsAPIMountsRemote(t *testing.T) {
+	remote := calcServer(t)
+	body := `{"kind":"mcp","namespace":"calc","description":"A calculator.","url":"` + remote + `",
+		"headers":{"Authorization":"` + remoteToken + `"},"timeout":"5s"}`
+	add := func(reg *toolsregistry.Registry, a, b int) (float64, error) {
+		res, err := reg.Call(context.Background(), toolsregistry.Request{
+			Tenant: vigil.DefaultTenant, Tool: "calc.add_numbers", Args: json.RawMessage(fmt.Sprintf(`{"a":%d,"b":%d}`, a, b)),
+		})
+		if err != nil {
+			return 0, err
+		}
+		var out struct{ Sum float64 }
+		err = json.Unmarshal(res.Output, &out)
+		return out.Sum, err
+	}
+	// mounted checks a GET /v1/tools answer of srv: the mounted tool and
+	// the mount, without the header.
+	mounted := func(t *testing.T, srv *toolsServer) {
+		t.Helper()
+		status, raw := getBody(t, srv.URL+"/v1/tools")
+		var list mountList
+		if err := json.Unmarshal(raw, &list); err != nil || status != 200 {
+			t.Fatalf("GET /v1/tools: %d %s", status, raw)
+		}
+		if strings.Contains(string(raw), "RemoteTokenMarker") {
+			t.Fatalf("GET /v1/tools shows the mount's header: %s", raw)
+		}
+		if len(list.Tools) != 2 || list.Tools[0].Ref != "calc.add_numbers@1" || list.Tools[0].Global ||
+			len(list.Mounts) != 1 || list.Mounts[0].Namespace != "calc" || list.Mounts[0].Kind != "mcp" ||
+			list.Mounts[0].State != "mounted" || list.Mounts[0].URL != remote || !list.Mounts[0].Status.Connected ||
+			len(list.Mounts[0].Tools) != 1 || list.Mounts[0].Tools[0] != "calc.add_numbers" {
+			t.Fatalf("GET /v1/tools: %s", raw)
+		}
+	}
+
+	eachBackend(t, 0, func(t *testing.T, c config.Store) {
+		key := memory.NewKey()
+		a := serveTools(t, open(t, c), key)
+		t.Cleanup(func() { closeMounts(a.reg) })
+
+		resp, err := http.Post(a.URL+"/v1/tools", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		created, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 || resp.Header.Get("Location") != "/v1/tools/calc" {
+			t.Fatalf("POST /v1/tools: %d %s (Location %q)", resp.StatusCode, created, resp.Header.Get("Location"))
+		}
+		if strings.Contains(string(created), "RemoteTokenMarker") {
+			t.Fatalf("the answer shows the header: %s", created)
+		}
+		t.Logf("POST /v1/tools: %s", created)
+		var view struct {
+			Namespace, State, Timeout string
+			Tools                     []string
+			Status                    struct {
+				Connected bool
+				Tools     int
+			}
+		}
+		if err := json.Unmarshal(created, &view); err != nil || view.Namespace != "calc" || view.State != "mounted" ||
+			view.Timeout != "5s" || len(view.Tools) != 1 || view.Tools[0] != "calc.add_numbers" || !view.Status.Connected || view.Status.Tools != 1 {
+			t.Fatalf("POST /v1/tools answered %s", created)
+		}
+		if sum, err := add(a.reg, 2, 3); err != nil || sum != 5 {
+			t.Fatalf("calc.add_numbers(2, 3) right after POST: %v, %v", sum, err)
+		}
+		mounted(t, a)
+
+		for _, tc := range []struct {
+			body   string
+			status int
+			field  string
+		}{
+			{body, 409, ""},
+			{`{"kind":"mcp","namespace":"Calc","url":"` + remote + `"}`, 400, "namespace"},
+			{`{"kind":"mcp","namespace":"calc2","command":["/bin/sh"]}`, 400, "command"},
+			{`{"kind":"mcp","namespace":"calc2","url":"` + remote + `","secret":"` + toolSecret + `"}`, 400, "secret"},
+			{`{"kind":"mcp","namespace":"calc2","url":"` + remote + `"}`, 400, "headers"}, // the remote answers 401
+		} {
+			var e apiError
+			if resp := do(t, "POST", a.URL+"/v1/tools", tc.body, nil, &e); resp.StatusCode != tc.status || e.Error.Field != tc.field {
+				t.Errorf("POST %s: %d %+v, want %d on field %q", tc.body, resp.StatusCode, e, tc.status, tc.field)
+			}
+		}
+
+		if c.Driver == config.DriverRedis {
+			b := serveTools(t, open(t, c), key)
+			t.Cleanup(func() { closeMounts(b.reg) })
+			deadline := time.Now().Add(5 * time.Second)
+			for _, err := add(b.reg, 40, 2); err != nil; _, err = add(b.reg, 40, 2) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the second instance cannot call the mounted tool: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			mounted(t, b)
+		}
+
+		var e apiError
+		if resp := do(t, "DELETE", a.URL+"/v1/tools/calc.add_numbers", "", nil, &e); resp.StatusCode != 400 || !strings.Contains(e.Error.Message, "unregister calc") {
+			t.Fatalf("DELETE of one mounted tool: %d %+v", resp.StatusCode, e)
+		}
+		if resp := do(t, "DELETE", a.URL+"/v1/tools/calc", "", nil, nil); resp.StatusCode != 204 {
+			t.Fatalf("DELETE /v1/tools/calc: %d", resp.StatusCode)
+		}
+		if _, err := add(a.reg, 1, 1); vigil.ErrorCode(err) != vigil.NotFound {
+			t.Fatalf("call after DELETE: %v", err)
+		}
+		var list mountList
+		do(t, "GET", a.URL+"/v1/tools", "", nil, &list)
+		if len(list.Tools) != 1 || len(list.Mounts) != 0 {
+			t.Fatalf("GET /v1/tools after DELETE: %+v", list)
+		}
+		if resp := do(t, "DELETE", a.URL+"/v1/tools/calc", "", nil, nil); resp.StatusCode != 404 {
+			t.Fatalf("DELETE again: %d", resp.StatusCode)
+		}
+	})
+}
+
+// closeMounts closes every mount of the default tenant in reg.
+func closeMounts(reg *toolsregistry.Registry) {
+	for _, m := range reg.Mounts(vigil.DefaultTenant) {
+		_ = m.Close()
+	}
+}
+
+// getBody returns the status and body of GET url.
+func getBody(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }

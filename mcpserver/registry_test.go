@@ -3,6 +3,7 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/httpapi"
@@ -288,6 +291,245 @@ func TestPluginRegistrationAnnounced(t *testing.T) {
 					}
 				})
 			}
+		})
+	}
+}
+
+const remoteToken = "Bearer RemoteTokenMarker-42"
+
+// calcRemote starts a remote MCP server, mcp-go over streamable HTTP on a
+// loopback test server, with one tool, add_numbers, answering only
+// requests that carry remoteToken, and returns its endpoint. Start it
+// before the world: it is closed after the world's mounts, whose open
+// streams would hold its Close.
+func calcRemote(t *testing.T) string {
+	t.Helper()
+	s := server.NewMCPServer("calc", "1.0.0", server.WithToolCapabilities(true))
+	s.AddTool(mcp.NewTool("add_numbers", mcp.WithDescription("Adds a and b."),
+		mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
+		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			a, _ := req.RequireFloat("a")
+			b, _ := req.RequireFloat("b")
+			return mcp.NewToolResultStructured(map[string]float64{"sum": a + b}, fmt.Sprint(a+b)), nil
+		})
+	h := server.NewStreamableHTTPServer(s)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != remoteToken {
+			http.Error(w, "who are you?", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/mcp"
+}
+
+func mountArgs(url, namespace string) map[string]any {
+	return map[string]any{
+		"kind": "mcp", "namespace": namespace, "url": url, "description": "A calculator.",
+		"headers": map[string]any{"Authorization": remoteToken},
+	}
+}
+
+// closeMounts closes tenant's mounts in w's registry when t ends, before
+// the remote servers close.
+func (w *world) closeMounts(t *testing.T, tenants ...string) {
+	t.Cleanup(func() {
+		for _, tenant := range tenants {
+			for _, m := range w.reg.Mounts(tenant) {
+				_ = m.Close()
+			}
+		}
+	})
+}
+
+// listed returns the names c's tools/list gives.
+func listed(t *testing.T, c *client.Client) map[string]mcp.Tool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]mcp.Tool{}
+	for _, tool := range res.Tools {
+		out[tool.Name] = tool
+	}
+	return out
+}
+
+// TestRegistryMountsRemote mounts a remote MCP server with register_tool
+// kind mcp, in both protocol generations: the answer is the mount, without
+// its header; clients get tools/list_changed; list_registry_tools lists
+// the namespaced tool and the mount; the tool is callable by tasks and,
+// re-exported, by name over MCP; unregister_tool of the namespace unmounts
+// it, and of one of its tools is refused.
+func TestRegistryMountsRemote(t *testing.T) {
+	url := calcRemote(t)
+	w := newWorld(t, nil, nil)
+	w.closeMounts(t, vigil.DefaultTenant)
+	for _, gen := range generations {
+		t.Run(gen, func(t *testing.T) {
+			watcher := w.httpClient(t, gen, clientConfig{})
+			got := listen(watcher)
+			if gen == modern {
+				subscribe(t, watcher, got, true, "")
+			}
+			c := w.httpClient(t, gen, clientConfig{})
+			ns := "calc_" + map[string]string{legacy: "s", modern: "m"}[gen]
+			tool := ns + ".add_numbers"
+
+			res := callTool(t, c, "register_tool", mountArgs(url, ns))
+			var reg mcpserver.ToolOutput
+			ok(t, res, &reg)
+			if raw, _ := json.Marshal(res); strings.Contains(string(raw), "RemoteTokenMarker") {
+				t.Fatalf("register_tool shows the header: %s", raw)
+			}
+			if m := reg.Mount; reg.Tool != nil || m == nil || m.Namespace != ns || m.URL != url || m.State != "mounted" ||
+				!m.Connected || len(m.Tools) != 1 || m.Tools[0] != tool {
+				t.Fatalf("register_tool answered %+v", reg)
+			}
+			got.wait(t, mcp.MethodNotificationToolsListChanged, 5*time.Second, nil)
+
+			var list mcpserver.ListRegistryToolsOutput
+			ok(t, callTool(t, c, "list_registry_tools", map[string]any{"name": ns}), &list)
+			if len(list.Tools) != 1 || list.Tools[0].Ref != tool+"@1" || list.Tools[0].Global || list.Tools[0].InputSchema["type"] != "object" ||
+				len(list.Mounts) != 1 || list.Mounts[0].Namespace != ns || list.Mounts[0].State != "mounted" {
+				t.Fatalf("list_registry_tools: %+v", list)
+			}
+
+			res2, err := w.reg.Call(ctxOf(vigil.DefaultTenant), toolsregistry.Request{Tenant: vigil.DefaultTenant, Tool: tool, Args: json.RawMessage(`{"a":2,"b":3}`)})
+			if err != nil || !strings.Contains(string(res2.Output), `"sum":5`) {
+				t.Fatalf("a task's call of %s: %v, %v", tool, res2, err)
+			}
+			// Re-exported: listed and called by name.
+			if _, ok := listed(t, c)[tool]; !ok {
+				t.Fatalf("tools/list lacks %s", tool)
+			}
+			var sum struct{ Sum float64 }
+			ok(t, callTool(t, c, tool, map[string]any{"a": 40, "b": 2}), &sum)
+			if sum.Sum != 42 {
+				t.Fatalf("%s(40, 2) over MCP: %v", tool, sum.Sum)
+			}
+
+			failed(t, callTool(t, c, "register_tool", mountArgs(url, ns)), "conflict:")
+			bad := mountArgs(url, ns+"x")
+			bad["secret"] = pluginSecret
+			failed(t, callTool(t, c, "register_tool", bad), "invalid arguments: secret:")
+			failed(t, callTool(t, c, "register_tool", map[string]any{"kind": "mcp", "namespace": ns + "x", "url": url}), "invalid arguments: headers:")
+			failed(t, callTool(t, c, "unregister_tool", map[string]any{"tool": tool}), "invalid arguments:")
+
+			n := len(got.of(mcp.MethodNotificationToolsListChanged))
+			var un mcpserver.UnregisterToolOutput
+			ok(t, callTool(t, c, "unregister_tool", map[string]any{"tool": ns}), &un)
+			got.wait(t, mcp.MethodNotificationToolsListChanged, 5*time.Second, func(mcp.JSONRPCNotification) bool {
+				return len(got.of(mcp.MethodNotificationToolsListChanged)) > n
+			})
+			if _, ok := listed(t, c)[tool]; ok {
+				t.Fatalf("tools/list still has %s after unregister_tool", tool)
+			}
+			ok(t, callTool(t, c, "list_registry_tools", map[string]any{"name": ns}), &list)
+			if len(list.Tools) != 0 || len(list.Mounts) != 0 {
+				t.Fatalf("list_registry_tools after unregister_tool: %+v", list)
+			}
+			failed(t, callTool(t, c, "unregister_tool", map[string]any{"tool": ns}), "not found:")
+		})
+	}
+}
+
+// TestPluginToolsReexported registers an HTTP plugin tool and mounts a
+// remote MCP server for tenant acme while clients of acme and of bolt are
+// connected, in both protocol generations: acme's clients are told
+// (tools/list_changed), list both tools and call them by name; bolt's hear
+// nothing, list neither and cannot call them, by name or through
+// call_plugin_tool, which nobody lists. A plugin tool that requires a
+// scope is not callable over MCP when Options.Scopes gives none; an acme
+// viewer (no tasks:write) does not list the tools.
+func TestPluginToolsReexported(t *testing.T) {
+	remote := calcRemote(t)
+	url := plugin(t)
+	w := newWorld(t, func(o *mcpserver.Options) {
+		// Viewers read; everyone else may do everything.
+		o.Allow = func(p vigil.Principal, perm string) error {
+			if p.HasRole("viewer") && perm != mcpserver.PermThreadsRead && perm != mcpserver.PermTasksRead {
+				return vigil.Errorf(vigil.Forbidden, "missing permission %s", perm)
+			}
+			return nil
+		}
+	}, asTenant)
+	w.closeMounts(t, "acme")
+	a := map[string]string{"X-Tenant": "acme", "X-Roles": "admin"}
+	b := map[string]string{"X-Tenant": "bolt", "X-Roles": "admin"}
+	for _, gen := range generations {
+		t.Run(gen, func(t *testing.T) {
+			suffix := map[string]string{legacy: "s", modern: "m"}[gen]
+			ca, cb := w.httpClient(t, gen, clientConfig{headers: a}), w.httpClient(t, gen, clientConfig{headers: b})
+			heardA, heardB := listen(ca), listen(cb)
+			if gen == modern {
+				subscribe(t, ca, heardA, true, "")
+				subscribe(t, cb, heardB, true, "")
+			}
+			temp, ns := "acme.temp_"+suffix, "calc_"+suffix
+			// The callers use other clients: a client listens once at a time.
+			ra := w.httpClient(t, gen, clientConfig{headers: a})
+			ok(t, callTool(t, ra, "register_tool", registerArgs(url, temp)), nil)
+			heardA.wait(t, mcp.MethodNotificationToolsListChanged, 5*time.Second, nil)
+			ok(t, callTool(t, ra, "register_tool", mountArgs(remote, ns)), nil)
+			scoped := registerArgs(url, temp+"_scoped")
+			scoped["scopes"] = []string{"read:weather"}
+			ok(t, callTool(t, ra, "register_tool", scoped), nil)
+
+			tools := listed(t, ra)
+			for _, name := range []string{temp, ns + ".add_numbers", "create_task"} {
+				if _, ok := tools[name]; !ok {
+					t.Fatalf("acme's tools/list lacks %s", name)
+				}
+			}
+			if _, ok := tools["call_plugin_tool"]; ok {
+				t.Fatal("tools/list shows call_plugin_tool")
+			}
+			if tools["echo"].Name != "" {
+				t.Fatal("tools/list shows the global registry tool echo: only the tenant's plugin tools are re-exported")
+			}
+			if schema, _ := json.Marshal(tools[temp].InputSchema); !strings.Contains(string(schema), `"city"`) {
+				t.Fatalf("%s's input schema: %s", temp, schema)
+			}
+			var weather struct{ Celsius float64 }
+			ok(t, callTool(t, ra, temp, map[string]any{"city": "Oslo"}), &weather)
+			if weather.Celsius != 21 {
+				t.Fatalf("%s over MCP: %+v", temp, weather)
+			}
+			var sum struct{ Sum float64 }
+			ok(t, callTool(t, ra, ns+".add_numbers", map[string]any{"a": 1, "b": 2}), &sum)
+			if sum.Sum != 3 {
+				t.Fatalf("%s.add_numbers over MCP: %+v", ns, sum)
+			}
+			failed(t, callTool(t, ra, temp, map[string]any{"town": "Oslo"}), "invalid arguments:")
+			failed(t, callTool(t, ra, temp+"_scoped", map[string]any{"city": "Oslo"}), "not allowed:")
+
+			viewer := w.httpClient(t, gen, clientConfig{headers: map[string]string{"X-Tenant": "acme", "X-Roles": "viewer"}})
+			if _, ok := listed(t, viewer)[temp]; ok {
+				t.Fatal("an acme viewer lists the plugin tool it may not call")
+			}
+			failed(t, callTool(t, viewer, temp, map[string]any{"city": "Oslo"}), "not allowed: missing permission tasks:write")
+
+			tools = listed(t, cb)
+			for _, name := range []string{temp, ns + ".add_numbers"} {
+				if _, ok := tools[name]; ok {
+					t.Fatalf("bolt lists acme's %s", name)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				req := mcp.CallToolRequest{}
+				req.Params.Name, req.Params.Arguments = name, map[string]any{"city": "Oslo", "a": 1, "b": 2}
+				res, err := cb.CallTool(ctx, req)
+				cancel()
+				if err == nil && !res.IsError {
+					t.Fatalf("bolt called acme's %s: %s", name, text(res))
+				}
+				failed(t, callTool(t, cb, "call_plugin_tool", map[string]any{"tool": name}), "not found:")
+			}
+			heardB.none(t, mcp.MethodNotificationToolsListChanged, 300*time.Millisecond)
 		})
 	}
 }

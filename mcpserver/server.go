@@ -71,6 +71,12 @@ type Options struct {
 	// means a Sync without a store: plugin tools live in Registry alone,
 	// until the process ends.
 	Plugins *toolsregistry.Sync
+	// Scopes returns the scopes principal p holds when it calls one of its
+	// tenant's plugin tools directly over MCP (they are re-exported to its
+	// sessions); nil means none, so that only plugin tools that require no
+	// scope can be called that way. Wire the scopes a task of p's runs
+	// with here.
+	Scopes func(p vigil.Principal) []string
 	// Guard keeps the HTTP plugin tools registered over MCP away from
 	// non-public addresses when Plugins is nil (a Sync has its own); nil
 	// means a guard with no allowances.
@@ -201,6 +207,9 @@ func New(opts Options) *Server {
 
 	hooks := &server.Hooks{}
 	s.sessions.install(hooks)
+	if opts.Registry != nil {
+		s.installPluginExport(hooks)
+	}
 	subscribe := opts.Tasks != nil && opts.Hub != nil
 	if subscribe {
 		s.watch = newWatcher(s)

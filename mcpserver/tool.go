@@ -113,9 +113,9 @@ func newTool[In, Out any](s *Server, name, title, description, perm string, h hi
 		if err := req.BindArguments(&in); err != nil {
 			return s.errorResult(ctx, name, vigil.Errorf(vigil.Invalid, "arguments: %v", err))
 		}
-		if th := namedThread(in); audit.Reserved(th) {
-			// The audit log is read with GET /v1/audit; as a thread it
-			// does not exist.
+		if th := namedThread(in); streams.Reserved(th) {
+			// The audit log is read with GET /v1/audit, a session's
+			// stream by its session; as threads they do not exist.
 			return s.errorResult(ctx, name, vigil.Errorf(vigil.NotFound, "thread %q not found", th))
 		}
 		res, err := fn(ctx, call[In]{req: req, p: p, in: in})
@@ -149,6 +149,7 @@ var toolActions = map[string]string{
 	"run_task":        "task.run",
 	"register_tool":   "tool.register",
 	"unregister_tool": "tool.unregister",
+	callPluginTool:    "tool.call",
 }
 
 // auditTarget returns the id of what a successful call with arguments in
@@ -163,6 +164,9 @@ func auditTarget(in, out any) (target string, changed bool) {
 		}
 		return o.Task.ID, true
 	case ToolOutput:
+		if o.Mount != nil {
+			return o.Mount.Namespace, true
+		}
 		return o.Tool.Ref, true
 	}
 	switch i := in.(type) {
@@ -173,6 +177,8 @@ func auditTarget(in, out any) (target string, changed bool) {
 	case RunTaskInput:
 		return i.ID, true
 	case UnregisterToolInput:
+		return i.Tool, true
+	case CallPluginToolInput:
 		return i.Tool, true
 	}
 	return "", true
