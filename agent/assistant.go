@@ -371,15 +371,7 @@ func (t *turn) respond() error {
 // model returns the model of this turn: the Assistant's, with a fallback
 // warning hooked in when it is a Fallback.
 func (t *turn) model() Model {
-	f, ok := t.a.model.(*Fallback)
-	if !ok {
-		return t.a.model
-	}
-	fb := *f
-	fb.OnFallback = func(err error) {
-		if f.OnFallback != nil {
-			f.OnFallback(err)
-		}
+	return hooked(t.a.model, func(err error) {
 		t.a.logger.WarnContext(t.ctx, "agent: model fell back to the offline model", "err", err)
 		t.mu.Lock()
 		t.replyID = vigil.NewID("msg_") // pieces streamed so far are void
@@ -391,8 +383,7 @@ func (t *turn) model() Model {
 				t.a.logger.ErrorContext(t.ctx, "agent: fallback warning not appended", "err", err)
 			}
 		}
-	}
-	return &fb
+	})
 }
 
 // prompt returns the conversation for the model: a system message, the

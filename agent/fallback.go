@@ -89,3 +89,22 @@ func FallbackWarning(lang string) streams.Warning {
 		Message: pick(lang == "zh", "LLM unavailable, using the offline model.", "大模型暂不可用，已改用离线模型。"),
 	}
 }
+
+// hooked returns m with fn called at every fallback, after m's own
+// OnFallback, when m is a *Fallback; otherwise m as it is. The copy
+// shares m's models, so a turn or a run can hear of its own fallbacks
+// without touching the model other callers share.
+func hooked(m Model, fn func(error)) Model {
+	f, ok := m.(*Fallback)
+	if !ok {
+		return m
+	}
+	fb := *f
+	fb.OnFallback = func(err error) {
+		if f.OnFallback != nil {
+			f.OnFallback(err)
+		}
+		fn(err)
+	}
+	return &fb
+}

@@ -22,11 +22,11 @@ const (
 	// step and a web monitor's source call with the task's {{url}}.
 	ToolHTTPGet = "http_get"
 
-	// ToolPrice, ToolWeather and ToolNews are the tools a monitor of the
-	// price, weather or news domain reads its value from: a monitor needs
-	// a source. No built-in tool has these names yet; until one is
-	// registered, such a monitor's runs end with a tool_error. A price
-	// monitor's condition reads the price tool's result as a number.
+	// ToolPrice, ToolWeather and ToolNews are the built-in tools
+	// (toolsregistry) that a task of the price, weather or news domain
+	// calls with its {{symbol}}, {{city}} or {{topic}}, as its step or as
+	// its monitor's source. A price monitor's condition reads the price
+	// tool's result's price field (value.price).
 	ToolPrice   = "price"
 	ToolWeather = "weather"
 	ToolNews    = "news"
@@ -48,8 +48,10 @@ const DefaultPollInterval = 15 * time.Minute
 //   - trigger: a cron schedule in loc, a one-shot instant, or an interval; a
 //     monitor with no schedule polls every DefaultPollInterval, a
 //     long-running task without one runs when confirmed;
-//   - steps: a web task fetches {{url}} with http_get; other domains have
-//     no built-in tool, and their tasks carry the instruction only;
+//   - steps: a web task fetches {{url}} with http_get, a weather task
+//     asks weather for {{city}}, a price task price for {{symbol}}, a
+//     news task news for {{topic}}; reminders and reports carry the
+//     instruction only;
 //   - monitor: a source call (http_get, or the domain's tool) and a
 //     condition over value and prev: a price crossing its threshold in the
 //     slot's direction, moving by its percent since the previous check, a
@@ -86,6 +88,8 @@ func TaskSpec(p Plan, loc *time.Location, words string) (tasks.Spec, error) {
 		s.Monitor = monitor(p, words)
 	case p.Domain == DomainWeb:
 		s.Steps = []tasks.Step{{Tool: ToolHTTPGet, Args: map[string]any{SlotURL: "{{url}}"}}}
+	default:
+		s.Steps = impliedSteps(s)
 	}
 	return s, nil
 }
@@ -178,7 +182,8 @@ func monitor(p Plan, words string) *tasks.Monitor {
 }
 
 // priceCondition is the condition of a price monitor over value (the price
-// now) and prev (at the previous check): a threshold fires when the price
+// tool's result now, whose price field is the price) and prev (at the
+// previous check): a threshold fires when the price
 // crosses it in the slot's direction (or either way without one), a
 // percent when the price moved by that much since the previous check.
 func priceCondition(slots map[string]any) string {
@@ -187,21 +192,21 @@ func priceCondition(slots map[string]any) string {
 		p := formatNumber(pct)
 		switch dir {
 		case "down":
-			return fmt.Sprintf("prev != nil && value <= prev * (1 - %s/100)", p)
+			return fmt.Sprintf("prev != nil && value.price <= prev.price * (1 - %s/100)", p)
 		case "up":
-			return fmt.Sprintf("prev != nil && value >= prev * (1 + %s/100)", p)
+			return fmt.Sprintf("prev != nil && value.price >= prev.price * (1 + %s/100)", p)
 		}
-		return fmt.Sprintf("prev != nil && abs(value - prev) >= prev * %s/100", p)
+		return fmt.Sprintf("prev != nil && abs(value.price - prev.price) >= prev.price * %s/100", p)
 	}
 	th, _ := number(slots[SlotThreshold])
 	t := formatNumber(th)
 	switch dir {
 	case "down":
-		return fmt.Sprintf("value < %s && (prev == nil || prev >= %s)", t, t)
+		return fmt.Sprintf("value.price < %s && (prev == nil || prev.price >= %s)", t, t)
 	case "up":
-		return fmt.Sprintf("value > %s && (prev == nil || prev <= %s)", t, t)
+		return fmt.Sprintf("value.price > %s && (prev == nil || prev.price <= %s)", t, t)
 	}
-	return fmt.Sprintf("prev != nil && (prev < %s) != (value < %s)", t, t)
+	return fmt.Sprintf("prev != nil && (prev.price < %s) != (value.price < %s)", t, t)
 }
 
 // number reads a slot that holds a number, as JSON or an LLM gives it.

@@ -48,7 +48,8 @@ func TestTaskSpecTitles(t *testing.T) {
 func TestTaskSpecTriggersAndSteps(t *testing.T) {
 	s := specOf(t, "每天早上8点推送北京天气", "Asia/Shanghai")
 	if s.Kind != tasks.KindPeriodic || s.Trigger != (tasks.Trigger{Cron: "0 8 * * *", TZ: "Asia/Shanghai"}) || s.Slots["city"] != "北京" ||
-		len(s.Steps) != 0 || s.Monitor != nil || !strings.Contains(s.Instruction, "北京的天气预报") || !strings.Contains(s.Instruction, "每天早上8点推送北京天气") {
+		len(s.Steps) != 1 || s.Steps[0].Tool != agent.ToolWeather || s.Steps[0].Args["city"] != "{{city}}" ||
+		s.Monitor != nil || !strings.Contains(s.Instruction, "北京的天气预报") || !strings.Contains(s.Instruction, "每天早上8点推送北京天气") {
 		t.Errorf("weather: %+v", s)
 	}
 	s = specOf(t, "Tell me when BTC drops below 60000", "America/New_York")
@@ -75,22 +76,26 @@ func TestTaskSpecTriggersAndSteps(t *testing.T) {
 // Monitor conditions hold when they should, over value and prev.
 func TestTaskSpecConditions(t *testing.T) {
 	page := func(status int) map[string]any { return map[string]any{"status": status, "body": ""} }
+	// quote is the price tool's result.
+	quote := func(price float64) map[string]any {
+		return map[string]any{"price": price, "currency": "USD", "change": 0.0}
+	}
 	for _, c := range []struct {
 		text        string
 		value, prev any
 		holds       bool
 	}{
-		{"Tell me when BTC drops below 60000", 59000.0, 61000.0, true},
-		{"Tell me when BTC drops below 60000", 59000.0, nil, true},
-		{"Tell me when BTC drops below 60000", 58000.0, 59000.0, false}, // already told
-		{"Tell me when BTC drops below 60000", 61000.0, 62000.0, false},
-		{"when AAPL goes above 250 let me know", 251.0, 249.0, true},
-		{"when AAPL goes above 250 let me know", 249.0, 248.0, false},
-		{"油价下跌5%提醒我", 94.0, 100.0, true},
-		{"油价下跌5%提醒我", 96.0, 100.0, false},
-		{"油价下跌5%提醒我", 94.0, nil, false},
-		{"黄金价格上涨超过3%时通知我", 104.0, 100.0, true},
-		{"黄金价格上涨超过3%时通知我", 102.0, 100.0, false},
+		{"Tell me when BTC drops below 60000", quote(59000.0), quote(61000.0), true},
+		{"Tell me when BTC drops below 60000", quote(59000.0), nil, true},
+		{"Tell me when BTC drops below 60000", quote(58000.0), quote(59000.0), false}, // already told
+		{"Tell me when BTC drops below 60000", quote(61000.0), quote(62000.0), false},
+		{"when AAPL goes above 250 let me know", quote(251.0), quote(249.0), true},
+		{"when AAPL goes above 250 let me know", quote(249.0), quote(248.0), false},
+		{"油价下跌5%提醒我", quote(94.0), quote(100.0), true},
+		{"油价下跌5%提醒我", quote(96.0), quote(100.0), false},
+		{"油价下跌5%提醒我", quote(94.0), nil, false},
+		{"黄金价格上涨超过3%时通知我", quote(104.0), quote(100.0), true},
+		{"黄金价格上涨超过3%时通知我", quote(102.0), quote(100.0), false},
 		{"every 15 minutes check https://example.com/health and alert me if it's down", page(503), nil, true},
 		{"every 15 minutes check https://example.com/health and alert me if it's down", page(200), nil, false},
 		{"every 15 minutes check https://example.com/health and alert me if it's down", page(503), page(503), false},

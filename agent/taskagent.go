@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,9 +73,12 @@ type TaskAgentOptions struct {
 	// the tasks that declare steps and no instruction. Default a
 	// tasks.StepExecutor over Registry, Store, Scopes and Logger.
 	Steps tasks.Executor
-	// Scopes returns the scopes a run's tool calls hold (its owner's);
-	// nil means every scope ("*"), as the StepExecutor assumes.
-	Scopes func(ctx context.Context, r tasks.Run) []string
+	// Scopes returns the scopes a run's tool calls hold, its owner's; it
+	// is asked once per attempt, and its error fails the attempt. Nil
+	// means tasks.RunScopes(Store), the scopes recorded on the run's
+	// task; nil without a Store means every scope ("*"). A task that
+	// lists no tools is offered only those its owner's scopes cover.
+	Scopes func(ctx context.Context, r tasks.Run) ([]string, error)
 	// MaxSteps is how many model turns one run may take, re-asks
 	// included; a run that still calls tools at the last one fails.
 	// Default DefaultTaskMaxSteps.
@@ -133,7 +135,9 @@ type TaskAgentOptions struct {
 // (ctx's, else tasks.RunTraceID). Errors are classified for the worker's retry
 // policy: a model that fails (a 5xx, a timeout) is temporary unless a
 // Fallback took over; steps running out and the deadline passing are
-// permanent; a tool that fails is a result the model reads.
+// permanent; a tool that fails is a result the model reads, except one
+// refused because the task's owner lacks a scope it needs, which fails the
+// run permanently (tool_error and the run's error name the scope).
 //
 // A TaskAgent is safe for concurrent use.
 type TaskAgent struct {
@@ -142,7 +146,7 @@ type TaskAgent struct {
 	store    tasks.Store
 	memory   *memory.Service
 	steps    tasks.Executor
-	scopes   func(context.Context, tasks.Run) []string
+	scopes   func(context.Context, tasks.Run) ([]string, error)
 	maxSteps int
 	deadline time.Duration
 	maxState int
@@ -163,8 +167,12 @@ func NewTaskAgent(opts TaskAgentOptions) (*TaskAgent, error) {
 		scopes: opts.Scopes, maxSteps: opts.MaxSteps, deadline: opts.Deadline, maxState: opts.MaxState,
 		now: opts.Now, logger: opts.Logger,
 	}
-	if a.scopes == nil {
-		a.scopes = func(context.Context, tasks.Run) []string { return []string{"*"} }
+	switch {
+	case a.scopes != nil:
+	case a.store != nil:
+		a.scopes = tasks.RunScopes(a.store)
+	default:
+		a.scopes = func(context.Context, tasks.Run) ([]string, error) { return []string{"*"}, nil }
 	}
 	if a.maxSteps <= 0 {
 		a.maxSteps = DefaultTaskMaxSteps
@@ -195,7 +203,12 @@ func (a *TaskAgent) Execute(ctx context.Context, r tasks.Run, rep tasks.Reporter
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, a.deadline)
 	defer cancel()
+	held, err := a.scopes(ctx, r)
+	if err != nil {
+		return tasks.Outcome{}, fmt.Errorf("agent: run %s: %w", r.ID, err)
+	}
 	x := a.begin(ctx, r, rep)
+	x.scopes = held
 	out, err := x.execute(x.ctx)
 	if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = tasks.Permanent(fmt.Errorf("agent: run %s took longer than its deadline of %s: %w", r.ID, a.deadline, err))
@@ -222,7 +235,7 @@ type runExec struct {
 	fired   time.Time // the run's slot in loc: what {{today}} means
 	lang    string    // "zh" or "en"
 	profile memory.Profile
-	scopes  []string
+	scopes  []string // the owner's, held by every tool call
 
 	tools  []offeredTool
 	byName map[string]*offeredTool
@@ -287,7 +300,6 @@ func (a *TaskAgent) begin(ctx context.Context, r tasks.Run, rep tasks.Reporter) 
 	case hasHan(r.Spec.Title + r.Spec.Instruction):
 		x.lang = "zh"
 	}
-	x.scopes = a.scopes(ctx, r)
 	return x
 }
 
@@ -337,6 +349,11 @@ func (x *runExec) needsNoModel() bool {
 // only its own checkpoints, and renders the notification from the
 // domain's template.
 func (x *runExec) viaSteps(ctx context.Context) (tasks.Outcome, error) {
+	if steps := impliedSteps(x.run.Spec); steps != nil {
+		// A weather, price or news task without steps calls its domain's
+		// built-in tool, so that the notification tells what it said.
+		x.run.Spec.Steps = steps
+	}
 	r := x.run
 	r.Checkpoints = slices.DeleteFunc(slices.Clone(r.Checkpoints), func(cp tasks.Checkpoint) bool { return isLoopState(cp.State) })
 	out, err := x.a.steps.Execute(ctx, r, x.rep)
@@ -595,19 +612,10 @@ func deref(o *tasks.Outcome) tasks.Outcome {
 // model returns the run's model: the TaskAgent's, with a hook that notes
 // a fallback when it is a *Fallback.
 func (x *runExec) model() Model {
-	f, ok := x.a.model.(*Fallback)
-	if !ok {
-		return x.a.model
-	}
-	fb := *f
-	fb.OnFallback = func(err error) {
-		if f.OnFallback != nil {
-			f.OnFallback(err)
-		}
+	return hooked(x.a.model, func(err error) {
 		x.a.logger.WarnContext(x.ctx, "agent: task model fell back", "run", x.run.ID, "err", err)
 		x.fellBack.Store(true)
-	}
-	return &fb
+	})
 }
 
 // afterFallback emits the fallback warning once, after a Generate that
@@ -692,7 +700,7 @@ func (x *runExec) offerTools(ctx context.Context) error {
 	refs := x.run.Spec.Tools
 	if len(refs) == 0 {
 		for _, l := range x.a.reg.List(x.run.Tenant) {
-			if l.Default && len(refs) < maxAllTools {
+			if l.Default && len(refs) < maxAllTools && covers(x.scopes, l.Tool.Scopes) {
 				refs = append(refs, l.Tool.Name)
 			}
 		}
@@ -725,6 +733,18 @@ func (x *runExec) offerTools(ctx context.Context) error {
 	return nil
 }
 
+// covers reports whether the scopes held cover every scope of need, by
+// the rule toolsregistry.Registry.Call applies: equal, "action:*" for
+// every scope of the action, "*" for all. It only decides which tools to
+// offer; the registry decides the calls.
+func covers(held, need []string) bool {
+	return !slices.ContainsFunc(need, func(s string) bool {
+		return !slices.ContainsFunc(held, func(h string) bool {
+			return h == s || h == "*" || (strings.HasSuffix(h, ":*") && strings.HasPrefix(s, h[:len(h)-1]))
+		})
+	})
+}
+
 // modelTools are the offered tools as the model sees them.
 func (x *runExec) modelTools() []Tool {
 	out := make([]Tool, len(x.tools))
@@ -743,7 +763,8 @@ func (x *runExec) callID(c ToolCall) string {
 // returns what the model reads back. A call whose arguments no rule can
 // repair goes back to the model once with the validation error; the next
 // invalid call of the same tool is a tool_error. Only the run's context
-// ending and an event that cannot be appended are errors.
+// ending, an event that cannot be appended and a call refused because the
+// owner lacks a scope the tool needs (permanent) are errors.
 func (x *runExec) handleCall(ctx context.Context, st *loopState, c ToolCall) (string, error) {
 	id := x.callID(c)
 	t := x.byName[c.Name]
@@ -784,6 +805,11 @@ func (x *runExec) handleCall(ctx context.Context, st *loopState, c ToolCall) (st
 		if !errors.As(err, &te) {
 			return "", err // an event not appended
 		}
+		if te.Code == vigil.Forbidden {
+			// The owner lacks a scope the tool needs: no other call
+			// makes the task do what it was written for.
+			return "", tasks.Permanent(fmt.Errorf("agent: run %s: %w", x.run.ID, te))
+		}
 		return errorContent(te), nil
 	}
 	return resultContent(res, reps), nil
@@ -819,12 +845,16 @@ func (x *runExec) invoke(ctx context.Context, id string, tool toolsregistry.Tool
 	); err != nil {
 		return nil, err
 	}
-	res, err := x.a.reg.Call(ctx, toolsregistry.Request{Tenant: x.run.Tenant, Scopes: x.scopes, Tool: ref, Args: args, Location: x.loc})
+	// The call counts against the quota of the run's owner, the principal
+	// begin put in the run's context.
+	owner, _ := vigil.PrincipalFrom(ctx)
+	res, err := x.a.reg.Call(ctx, toolsregistry.Request{Tenant: x.run.Tenant, User: owner.User, Scopes: x.scopes, Tool: ref, Args: args, Location: x.loc})
 	if err != nil {
 		var te *toolsregistry.Error
 		if !errors.As(err, &te) {
 			te = &toolsregistry.Error{Code: vigil.ErrorCode(err), Tool: tool.Name, Message: vigil.ErrorMessage(err), Err: err}
 		}
+		te = tasks.OwnerLacks(te, x.scopes)
 		if err := x.emit(ctx, te.ToolError(id)); err != nil {
 			return nil, err
 		}
@@ -1135,36 +1165,14 @@ func (x *runExec) declared(ctx context.Context, id string, st tasks.Step) (json.
 	return out, nil
 }
 
-// maxPrevScan bounds the runs read to find a monitor's previous value.
-const maxPrevScan = 50
-
 // previous returns the value of the task's newest succeeded run created
-// before this one, raw and decoded; nil when there is none. It reads the
-// Result shape both executors write ({"value": …, "holds": …}).
+// before this one, raw and decoded; nil when there is none
+// (tasks.PreviousValue).
 func (x *runExec) previous(ctx context.Context) (json.RawMessage, any, error) {
 	if x.a.store == nil {
 		return nil, nil, nil
 	}
-	r := x.run
-	page, err := x.a.store.ListRuns(ctx, r.Tenant, tasks.RunFilter{TaskID: r.TaskID, Limit: maxPrevScan})
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent: previous run of %s: %w", r.TaskID, err)
-	}
-	for _, p := range page.Runs {
-		if p.ID == r.ID || p.Status != tasks.RunSucceeded || p.CreatedAt.After(r.CreatedAt) || len(p.Result) == 0 {
-			continue
-		}
-		var mr monitorResult
-		if json.Unmarshal(p.Result, &mr) != nil || len(mr.Value) == 0 {
-			continue
-		}
-		var v any
-		if json.Unmarshal(mr.Value, &v) != nil {
-			continue
-		}
-		return mr.Value, v, nil
-	}
-	return nil, nil, nil
+	return tasks.PreviousValue(ctx, x.a.store, x.run)
 }
 
 // --- prompts ---
@@ -1257,30 +1265,19 @@ func languageName(lang string) string {
 	return "English"
 }
 
-// placeholder matches a template reference: {{name}} as in step
-// arguments, or {{.name}} as in Go templates, with optional spaces.
-var placeholder = regexp.MustCompile(`\{\{\s*\.?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
-
-// fillTemplate replaces the references in text to names in vars by their
+// fillTemplate replaces the references in text ({{name}} as in step
+// arguments, or {{.name}} as in Go templates) to names in vars by their
 // values; references to other names are left as they are.
 func fillTemplate(text string, vars map[string]string) string {
-	return placeholder.ReplaceAllStringFunc(text, func(ref string) string {
-		if v, ok := vars[placeholder.FindStringSubmatch(ref)[1]]; ok {
-			return v
-		}
-		return ref
-	})
+	out, _ := tasks.Fill(text, vars)
+	return out
 }
 
 // filled reports whether text has no reference left that vars cannot
 // fill.
 func filled(text string, vars map[string]string) bool {
-	for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
-		if _, ok := vars[m[1]]; !ok {
-			return false
-		}
-	}
-	return true
+	_, missing := tasks.Fill(text, vars)
+	return len(missing) == 0
 }
 
 // vars are the values templates refer to: the slots, and the fire time in
@@ -1301,27 +1298,15 @@ func (x *runExec) vars() map[string]string {
 	vars["weekday"] = f.Weekday().String()
 	vars["tz"] = x.loc.String()
 	vars["title"] = s.Title
-	vars["instruction"] = strings.TrimSpace(s.Instruction)
+	// The instruction as a notification may show it: its own references
+	// filled, never raw.
+	vars["instruction"] = tasks.FillSlots(fillTemplate(strings.TrimSpace(s.Instruction), vars), nil)
 	return vars
 }
 
 // slotText is a slot's value as text: a string as it is, a number
 // without exponent, anything else as JSON.
-func slotText(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case float64:
-		return formatNumber(v)
-	case nil:
-		return ""
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
-}
+func slotText(v any) string { return tasks.SlotText(v) }
 
 // --- notification templates (offline) ---
 
@@ -1348,10 +1333,11 @@ var monitorTemplates = map[string][2]string{
 }
 
 // noStepsTemplate is the notification of a task that has neither steps
-// nor an LLM to follow its instruction.
+// nor an LLM to follow its instruction: the instruction, its slots filled
+// in, and why nothing more was done.
 var noStepsTemplate = [2]string{
-	"{{title}}: no language model is available to carry out this task, and it declares no tool steps.",
-	"{{title}}：当前没有可用的大模型来执行此任务，且任务未声明工具步骤。",
+	"{{title}}: {{instruction}}\n(No language model is available to carry out this task, and it declares no tool steps.)",
+	"{{title}}：{{instruction}}\n（当前没有可用的大模型来执行此任务，且任务未声明工具步骤。）",
 }
 
 // notice renders the notification of a run the step executor made.
@@ -1361,13 +1347,23 @@ func (x *runExec) notice(out tasks.Outcome) string {
 	vars := x.vars()
 	vars["result"] = out.Summary
 	tmpl, ok := noticeTemplates[domain]
+	shaped := false
+	if s.Kind != tasks.KindMonitor || s.Monitor == nil {
+		// The domain's built-in tool answered: its template shows what
+		// it said rather than its JSON.
+		if shaped = addToolVars(vars, domain, lastOutput(out.Result), x.zh()); shaped {
+			tmpl, ok = toolTemplates[domain]
+		}
+	}
 	switch {
 	case s.Kind == tasks.KindMonitor && s.Monitor != nil:
 		var mr monitorResult
 		if json.Unmarshal(out.Result, &mr) == nil && len(mr.Value) > 0 {
 			vars["value"] = clipText(summarizeJSON(mr.Value), 200)
+			addToolVars(vars, domain, mr.Value, x.zh())
 		}
 		tmpl, ok = monitorTemplates[domain]
+	case shaped:
 	case len(s.Steps) == 0 && domain != DomainReminder:
 		tmpl, ok = noStepsTemplate, true
 	}
@@ -1380,6 +1376,7 @@ func (x *runExec) monitorNotice(v *monitorVerdict) string {
 	domain := noticeDomain(x.run.Spec)
 	vars := x.vars()
 	vars["value"] = clipText(summarizeJSON(v.Value), 200)
+	addToolVars(vars, domain, v.Value, x.zh())
 	vars["reason"] = v.Reason
 	vars["result"] = fmt.Sprintf("%s: %s", x.run.Spec.Title, v.Reason)
 	tmpl, ok := monitorTemplates[domain]
@@ -1415,16 +1412,16 @@ func noticeDomain(s tasks.Spec) string {
 }
 
 // render fills the language's side of tmpl, or returns fallback when
-// there is no template or it refers to a value the run lacks.
+// there is no template or it refers to a value the run lacks. Either way
+// no raw {{...}} is left: references are filled (twice, for a slot whose
+// value refers to another: "call {{who}}"), and those nothing fills
+// become the name in brackets.
 func (x *runExec) render(tmpl [2]string, ok bool, vars map[string]string, fallback string) string {
-	if !ok {
-		return fallback
-	}
 	t := pick(x.zh(), tmpl[0], tmpl[1])
-	if !filled(t, vars) {
-		return fallback
+	if !ok || !filled(t, vars) {
+		t = fallback
 	}
-	return fillTemplate(t, vars)
+	return tasks.FillSlots(fillTemplate(fillTemplate(t, vars), vars), nil)
 }
 
 // summarizeJSON returns a JSON value as text: a string's text, else the

@@ -73,9 +73,11 @@ type StepExecutorOptions struct {
 	// Store reads a monitor's previous run for its condition's prev;
 	// nil means prev is always nil.
 	Store Store
-	// Scopes returns the scopes a run's tool calls hold (its owner's);
-	// nil means every scope ("*"), until users have scopes.
-	Scopes func(ctx context.Context, r Run) []string
+	// Scopes returns the scopes a run's tool calls hold, its owner's; it
+	// is asked once per attempt, and its error fails the attempt (by its
+	// class, Classify). Nil means RunScopes(Store): the scopes recorded
+	// on the run's task. Nil without a Store means every scope ("*").
+	Scopes func(ctx context.Context, r Run) ([]string, error)
 	// Logger receives what the thread is not told; default slog.Default().
 	Logger *slog.Logger
 }
@@ -84,14 +86,15 @@ type StepExecutorOptions struct {
 // with its slots, so that tasks run end to end without an LLM.
 //
 //   - A task with Steps calls each step's tool (Step.Render fills in the
-//     slots) through Registry.Call, as the task's tenant with the owner's
-//     scopes and in the trigger's zone, emitting tool_call and then
-//     tool_result (with a warning and media parts when the tool returns
-//     them) or tool_error, and records a checkpoint after each step whose
-//     state is the step's output. A resumed run starts after its last
-//     checkpoint and takes the earlier outputs from the checkpoints. The
-//     result is {"outputs": [...]}, one output per step; the summary is
-//     the last output (its text when it is a string).
+//     slots) through Registry.Call, as the task's tenant with the
+//     owner's scopes (StepExecutorOptions.Scopes) and in the trigger's
+//     zone, emitting tool_call and then tool_result (with a warning and
+//     media parts when the tool returns them) or tool_error, and records
+//     a checkpoint after each step whose state is the step's output. A
+//     resumed run starts after its last checkpoint and takes the earlier
+//     outputs from the checkpoints. The result is {"outputs": [...]}, one
+//     output per step; the summary is the last output (its text when it
+//     is a string).
 //   - A monitor calls its Source step, reads prev, the value of the
 //     task's previous succeeded run, and evaluates Monitor.Holds. When the
 //     condition holds it runs its Steps, if any, and tells the user; when
@@ -102,11 +105,14 @@ type StepExecutorOptions struct {
 //     succeeds with its instruction, or its title, as the summary.
 //
 // A tool error fails the attempt with the error's class (Classify), after
-// its tool_error event. A StepExecutor is safe for concurrent use.
+// its tool_error event. A call refused because the owner lacks a scope
+// the tool needs (vigil.Forbidden) is permanent, and its tool_error and
+// the run's error name the scope and the scopes the owner holds. A
+// StepExecutor is safe for concurrent use.
 type StepExecutor struct {
 	reg    *toolsregistry.Registry
 	store  Store
-	scopes func(context.Context, Run) []string
+	scopes func(context.Context, Run) ([]string, error)
 	logger *slog.Logger
 }
 
@@ -115,8 +121,12 @@ var _ Executor = (*StepExecutor)(nil)
 // NewStepExecutor returns a StepExecutor.
 func NewStepExecutor(opts StepExecutorOptions) *StepExecutor {
 	e := &StepExecutor{reg: opts.Registry, store: opts.Store, scopes: opts.Scopes, logger: opts.Logger}
-	if e.scopes == nil {
-		e.scopes = func(context.Context, Run) []string { return []string{"*"} }
+	switch {
+	case e.scopes != nil:
+	case e.store != nil:
+		e.scopes = RunScopes(e.store)
+	default:
+		e.scopes = func(context.Context, Run) ([]string, error) { return []string{"*"}, nil }
 	}
 	if e.logger == nil {
 		e.logger = slog.Default()
@@ -131,11 +141,18 @@ type stepState struct {
 
 // Execute implements Executor.
 func (e *StepExecutor) Execute(ctx context.Context, r Run, rep Reporter) (Outcome, error) {
+	var held []string
+	if r.Spec.Monitor != nil || len(r.Spec.Steps) > 0 {
+		var err error
+		if held, err = e.scopes(ctx, r); err != nil {
+			return Outcome{}, err
+		}
+	}
 	switch {
 	case r.Spec.Kind == KindMonitor && r.Spec.Monitor != nil:
-		return e.monitor(ctx, r, rep)
+		return e.monitor(ctx, r, rep, held)
 	case len(r.Spec.Steps) > 0:
-		outputs, err := e.steps(ctx, r, rep)
+		outputs, err := e.steps(ctx, r, rep, held)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -145,7 +162,7 @@ func (e *StepExecutor) Execute(ctx context.Context, r Run, rep Reporter) (Outcom
 		}
 		return Outcome{Result: res, Summary: summarize(outputs[len(outputs)-1])}, nil
 	default:
-		text := strings.TrimSpace(r.Spec.Instruction)
+		text := FillSlots(strings.TrimSpace(r.Spec.Instruction), r.Spec.Slots)
 		if text == "" {
 			text = r.Spec.Title
 		}
@@ -154,9 +171,9 @@ func (e *StepExecutor) Execute(ctx context.Context, r Run, rep Reporter) (Outcom
 	}
 }
 
-// steps calls r's Steps from the one after its last checkpoint and returns
-// every step's output.
-func (e *StepExecutor) steps(ctx context.Context, r Run, rep Reporter) ([]json.RawMessage, error) {
+// steps calls r's Steps, holding the scopes held, from the one after its
+// last checkpoint and returns every step's output.
+func (e *StepExecutor) steps(ctx context.Context, r Run, rep Reporter, held []string) ([]json.RawMessage, error) {
 	outputs := make([]json.RawMessage, len(r.Spec.Steps))
 	next := 0
 	for _, cp := range r.Checkpoints {
@@ -173,7 +190,7 @@ func (e *StepExecutor) steps(ctx context.Context, r Run, rep Reporter) ([]json.R
 		_ = rep.Emit(ctx, streams.Status{Phase: streams.PhaseThinking, Detail: fmt.Sprintf("resuming at step %d of %d", next+1, len(outputs))})
 	}
 	for i := next; i < len(r.Spec.Steps); i++ {
-		out, err := e.call(ctx, r, rep, fmt.Sprintf("%s.s%d.a%d", r.ID, i, r.Attempt), r.Spec.Steps[i])
+		out, err := e.call(ctx, r, rep, held, fmt.Sprintf("%s.s%d.a%d", r.ID, i, r.Attempt), r.Spec.Steps[i])
 		if err != nil {
 			return nil, err
 		}
@@ -194,9 +211,9 @@ func (e *StepExecutor) steps(ctx context.Context, r Run, rep Reporter) ([]json.R
 	return outputs, nil
 }
 
-// call makes one tool call of the run, with its events, and returns the
-// output.
-func (e *StepExecutor) call(ctx context.Context, r Run, rep Reporter, callID string, st Step) (json.RawMessage, error) {
+// call makes one tool call of the run, holding the scopes held, with its
+// events, and returns the output.
+func (e *StepExecutor) call(ctx context.Context, r Run, rep Reporter, held []string, callID string, st Step) (json.RawMessage, error) {
 	args, err := st.Render(r.Spec.Slots)
 	if err != nil {
 		return nil, Permanent(err)
@@ -214,15 +231,19 @@ func (e *StepExecutor) call(ctx context.Context, r Run, rep Reporter, callID str
 	}
 	loc, _ := r.Spec.Trigger.Location()
 	res, err := e.reg.Call(ctx, toolsregistry.Request{
-		Tenant: r.Tenant, Scopes: e.scopes(ctx, r), Tool: st.Tool, Args: raw, Location: loc,
+		Tenant: r.Tenant, Scopes: held, Tool: st.Tool, Args: raw, Location: loc,
 	})
 	if err != nil {
 		var te *toolsregistry.Error
 		if !errors.As(err, &te) {
 			te = &toolsregistry.Error{Code: vigil.ErrorCode(err), Tool: name, Message: err.Error(), Err: err}
 		}
+		te = OwnerLacks(te, held)
 		if eerr := rep.Emit(ctx, te.ToolError(callID)); eerr != nil {
 			e.logger.WarnContext(ctx, "tasks: tool_error event not appended", "run", r.ID, "err", eerr)
+		}
+		if te.Code == vigil.Forbidden {
+			return nil, Permanent(fmt.Errorf("step %s: %w", st.Tool, te))
 		}
 		return nil, fmt.Errorf("step %s: %w", st.Tool, err)
 	}
@@ -247,9 +268,9 @@ type monitorResult struct {
 	Holds bool            `json:"holds"`
 }
 
-func (e *StepExecutor) monitor(ctx context.Context, r Run, rep Reporter) (Outcome, error) {
+func (e *StepExecutor) monitor(ctx context.Context, r Run, rep Reporter, held []string) (Outcome, error) {
 	m := *r.Spec.Monitor
-	raw, err := e.call(ctx, r, rep, fmt.Sprintf("%s.src.a%d", r.ID, r.Attempt), m.Source)
+	raw, err := e.call(ctx, r, rep, held, fmt.Sprintf("%s.src.a%d", r.ID, r.Attempt), m.Source)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -288,7 +309,7 @@ func (e *StepExecutor) monitor(ctx context.Context, r Run, rep Reporter) (Outcom
 	}
 	summary += ")"
 	if len(r.Spec.Steps) > 0 {
-		outputs, err := e.steps(ctx, r, rep)
+		outputs, err := e.steps(ctx, r, rep, held)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -306,7 +327,16 @@ func (e *StepExecutor) previous(ctx context.Context, r Run) (json.RawMessage, an
 	if e.store == nil {
 		return nil, nil, nil
 	}
-	page, err := e.store.ListRuns(ctx, r.Tenant, RunFilter{TaskID: r.TaskID, Limit: maxPrevScan})
+	return PreviousValue(ctx, e.store, r)
+}
+
+// PreviousValue returns the value a monitor saw at its task's newest
+// succeeded run created before r, raw and decoded; nil when there is none
+// among the last few runs. It reads the "value" of a monitor run's Result,
+// which every executor writes ({"value": …, "holds": …}), so that the
+// condition's prev is the same whichever executor ran the run before.
+func PreviousValue(ctx context.Context, st Store, r Run) (json.RawMessage, any, error) {
+	page, err := st.ListRuns(ctx, r.Tenant, RunFilter{TaskID: r.TaskID, Limit: maxPrevScan})
 	if err != nil {
 		return nil, nil, fmt.Errorf("tasks: previous run of %s: %w", r.TaskID, err)
 	}

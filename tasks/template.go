@@ -1,9 +1,11 @@
 package tasks
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -84,6 +86,67 @@ func render(field string, v any, slots map[string]any) (any, error) {
 	default:
 		return v, nil
 	}
+}
+
+// textRef matches a slot reference in text, such as an instruction or a
+// notification template: {{name}} as in step arguments, or {{.name}} as in
+// Go templates, with optional spaces inside the braces.
+var textRef = regexp.MustCompile(`\{\{\s*\.?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+
+// Fill returns text with every reference ({{name}} or {{.name}}) to a key
+// of vars replaced by its value. References to other names are left as
+// they are, and their names returned in missing, in order of appearance.
+func Fill(text string, vars map[string]string) (out string, missing []string) {
+	out = textRef.ReplaceAllStringFunc(text, func(ref string) string {
+		name := textRef.FindStringSubmatch(ref)[1]
+		if v, ok := vars[name]; ok {
+			return v
+		}
+		if !slices.Contains(missing, name) {
+			missing = append(missing, name)
+		}
+		return ref
+	})
+	return out, missing
+}
+
+// FillSlots returns text, such as a task's instruction, with its slot
+// references filled in from slots (their values as SlotText gives them).
+// A reference to a slot that is not set becomes the slot's name in
+// brackets ("[city]"): text for a user never shows a raw {{...}}.
+func FillSlots(text string, slots map[string]any) string {
+	return textRef.ReplaceAllStringFunc(text, func(ref string) string {
+		name := textRef.FindStringSubmatch(ref)[1]
+		if v, ok := slots[name]; ok {
+			return SlotText(v)
+		}
+		return "[" + name + "]"
+	})
+}
+
+// SlotText is a slot's value as text: a string as it is, a number
+// without exponent, true or false, nothing for null, and anything else as
+// JSON.
+func SlotText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case bool:
+		return strconv.FormatBool(v)
+	case nil:
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 // checkTemplate checks that every slot args refers to is set.

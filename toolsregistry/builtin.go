@@ -39,8 +39,22 @@ type BuiltinOptions struct {
 	Now func() time.Time
 	// Location is time_now's zone when the call names none; nil means UTC.
 	Location *time.Location
-	// UserAgent is sent by http_get; empty means "Vigil/1 (+tools)".
+	// UserAgent is sent by http_get and the domain tools; empty means
+	// "Vigil/1 (+tools)".
 	UserAgent string
+	// GeocodingURL and WeatherURL are the servers of the Open-Meteo
+	// geocoding and forecast APIs the weather tool reads; empty means
+	// DefaultGeocodingURL and DefaultWeatherURL.
+	GeocodingURL, WeatherURL string
+	// PriceURL is the server of the Yahoo Finance chart API the price tool
+	// reads; empty means DefaultPriceURL.
+	PriceURL string
+	// NewsURL is the RSS feed the news tool reads; empty means
+	// DefaultNewsURL.
+	NewsURL string
+	// APITimeout bounds one call of a domain tool (weather, price, news),
+	// all its requests included; zero means 10 seconds.
+	APITimeout time.Duration
 }
 
 // Builtins returns the built-in tools, all Global and at version 1, for
@@ -52,7 +66,17 @@ type BuiltinOptions struct {
 //   - time_now tells the time in a zone;
 //   - calculate evaluates an arithmetic expression;
 //   - render_table turns columns and rows into a table part;
-//   - render_chart draws a bar or line chart as a PNG image part.
+//   - render_chart draws a bar or line chart as a PNG image part;
+//   - weather (scope read:web) gives a city's weather on a day from
+//     Open-Meteo;
+//   - price (scope read:web) quotes a stock, index, commodity, currency
+//     or crypto currency with its change since the previous close;
+//   - news (scope read:web) lists the headlines of a topic from an RSS
+//     feed.
+//
+// The domain tools (weather, price, news) reach their services through the
+// same Guard as http_get, so that pointing them at a private address needs
+// Guard.Allow.
 //
 // Their schemas are generated from the Go structs of their arguments and
 // results (HTTPGetArgs, HTTPGetResult, …), as slot schemas are.
@@ -77,7 +101,11 @@ func Builtins(opts BuiltinOptions) ([]Definition, error) {
 		opts.UserAgent = "Vigil/1 (+tools)"
 	}
 	hg := &httpGet{client: guard.Client(opts.HTTPTimeout), maxBody: opts.MaxBody, timeout: opts.HTTPTimeout, agent: opts.UserAgent}
-	return []Definition{
+	domain, err := domainTools(guard, opts)
+	if err != nil {
+		return nil, err
+	}
+	return append([]Definition{
 		typed(Tool{
 			Name: "http_get", Version: 1, Scopes: []string{"read:web"},
 			Description: "Fetch a public web page or API with HTTP GET and return its status, content type and body as text " +
@@ -109,7 +137,7 @@ func Builtins(opts BuiltinOptions) ([]Definition, error) {
 			Description: "Draw a bar or line chart of labelled values as a PNG image shown to the user.",
 			Timeout:     10 * time.Second,
 		}, renderChartTool),
-	}, nil
+	}, domain...), nil
 }
 
 // typed makes a Definition of a Go function: the schemas come from In and
