@@ -45,8 +45,9 @@
 //   - The Worker pool claims runs within a per-tenant cap and a rate limit,
 //     moves them through their states with UpdateRun's compare-and-set on
 //     status (two workers cannot both start a run), runs the Executor —
-//     the built-in StepExecutor calls the task's tool steps through the
-//     tools registry and judges monitors; the task agent plugs in later —
+//     the task agent (agent.TaskAgent) in vigil serve and vigil worker, or
+//     the built-in StepExecutor, which calls the task's tool steps through
+//     the tools registry and judges monitors without a model —
 //     and retries by error class (transient, temporary, permanent). Long
 //     runs checkpoint after each step and resume after the last checkpoint
 //     when reclaimed or given back at shutdown.

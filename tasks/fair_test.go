@@ -97,15 +97,17 @@ func (f *fairRig) queueRuns(t *testing.T, task tasks.Task, n int) []string {
 // 10,000 runs, then globex queues one. Workers run 8 at once, at most 4
 // per tenant, and each run takes runTime. Globex's run must start within
 // one run's duration of being queued: the queue takes tenants in turns,
-// so it does not wait behind acme's backlog. The test logs the delay it
-// measured (go test -run TenantFlood -v).
+// so it does not wait behind acme's backlog: at most acme's cap of runs
+// start while it waits. The test logs the delay it measured (go test -run
+// TenantFlood -v).
 func TestTenantFloodDoesNotDelayOthers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("enqueues 10,000 runs")
 	}
 	const (
-		flood   = 10000
-		runTime = 50 * time.Millisecond
+		flood     = 10000
+		runTime   = 50 * time.Millisecond
+		tenantCap = 4
 	)
 	f := newFairRig(t)
 	acme, globex := f.task(t, "acme"), f.task(t, "globex")
@@ -125,7 +127,7 @@ func TestTenantFloodDoesNotDelayOthers(t *testing.T) {
 		return tasks.Outcome{Summary: "done"}, nil
 	})
 	w := tasks.NewWorker(tasks.WorkerOptions{Store: f.db, Queue: f.q, Log: f.db, Executor: exec,
-		Concurrency: 8, TenantConcurrency: 4})
+		Concurrency: 8, TenantConcurrency: tenantCap})
 	w.Start(context.Background())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -158,12 +160,25 @@ func TestTenantFloodDoesNotDelayOthers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	mu.Lock()
-	acmeDone := len(started) - 1
+	acmeDone, acmeBetween := 0, 0
+	for rid, at := range started {
+		if rid == id {
+			continue
+		}
+		acmeDone++
+		if at.After(queued) && at.Before(started[id]) {
+			acmeBetween++
+		}
+	}
 	mu.Unlock()
-	t.Logf("globex's run started %s after it was queued (%s after its creation began) behind %d acme runs (run time %s; %d acme runs started by then)",
-		delay.Round(100*time.Microsecond), delay+queued.Sub(created).Round(100*time.Microsecond), flood, runTime, acmeDone)
-	if delay > runTime {
-		t.Errorf("globex's run waited %s; want at most one run's duration, %s", delay, runTime)
+	t.Logf("globex's run started %s after it was queued (%s after its creation began) behind %d acme runs (run time %s; %d acme runs started by then, %d of them while it waited)",
+		delay.Round(100*time.Microsecond), delay+queued.Sub(created).Round(100*time.Microsecond), flood, runTime, acmeDone, acmeBetween)
+	// Within one run's duration acme can start at most its cap of runs
+	// (each of its running runs ends and is replaced once). Counting runs
+	// rather than timing them keeps the bound true on a loaded machine,
+	// where a run's real duration stretches.
+	if acmeBetween > tenantCap {
+		t.Errorf("%d of acme's runs started while globex's waited (%s); want at most %d, acme's cap: one run's duration", acmeBetween, delay, tenantCap)
 	}
 }
 
