@@ -93,23 +93,24 @@ func mountViewOf(mi toolsregistry.MountInfo) mountView {
 	return v
 }
 
-// plugins returns the plugin registration, or answers 503 and returns nil
-// when the server has none.
-func (s *Server) plugins(w http.ResponseWriter, r *http.Request) *toolsregistry.Sync {
+// plugins returns the plugin registration and the request's tenant, or
+// answers (503 when the server has no registration) and returns false.
+func (s *Server) plugins(w http.ResponseWriter, r *http.Request) (*toolsregistry.Sync, string, bool) {
 	if s.opts.Tools == nil {
 		s.error(w, r, vigil.Errorf(vigil.Unavailable, "tool registration is not available on this server"))
-	}
-	return s.opts.Tools
-}
-
-func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
-	ps := s.plugins(w, r)
-	if ps == nil {
-		return
+		return nil, "", false
 	}
 	tenant, err := vigil.TenantFrom(r.Context())
 	if err != nil {
 		s.error(w, r, err)
+		return nil, "", false
+	}
+	return s.opts.Tools, tenant, true
+}
+
+func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
+	ps, tenant, ok := s.plugins(w, r)
+	if !ok {
 		return
 	}
 	out := struct {
@@ -126,13 +127,8 @@ func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) registerTool(w http.ResponseWriter, r *http.Request) {
-	ps := s.plugins(w, r)
-	if ps == nil {
-		return
-	}
-	tenant, err := vigil.TenantFrom(r.Context())
-	if err != nil {
-		s.error(w, r, err)
+	ps, tenant, ok := s.plugins(w, r)
+	if !ok {
 		return
 	}
 	var spec toolsregistry.PluginSpec
@@ -162,13 +158,8 @@ func (s *Server) registerTool(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) unregisterTool(w http.ResponseWriter, r *http.Request) {
-	ps := s.plugins(w, r)
-	if ps == nil {
-		return
-	}
-	tenant, err := vigil.TenantFrom(r.Context())
-	if err != nil {
-		s.error(w, r, err)
+	ps, tenant, ok := s.plugins(w, r)
+	if !ok {
 		return
 	}
 	ref := r.PathValue("ref")
