@@ -5,20 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode"
 
 	invopop "github.com/invopop/jsonschema"
 	santhosh "github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/streams"
 )
 
 // The slot schemas of the task domains and the parameters of the planner's
@@ -214,7 +211,7 @@ func compile(c *santhosh.Compiler, name string, s *invopop.Schema) (compiled, er
 	if err != nil {
 		return compiled{}, fmt.Errorf("%s: %w", name, err)
 	}
-	recordChoices(url+"#", s)
+	maps.Copy(choices, streams.SchemaChoices(url+"#", s))
 	return compiled{doc: doc, schema: cs}, nil
 }
 
@@ -359,21 +356,17 @@ func sameMembers(a, b []string) bool {
 }
 
 // validate checks the JSON document data against s. Problems are reported
-// as a vigil.Invalid error on the first problem's field, below prefix.
+// as a vigil.Invalid error on the first problem's field, below prefix
+// ("arguments" when it is the whole document), whose message lists every
+// problem for the model to fix them in one go.
 func validate(s *santhosh.Schema, prefix string, data json.RawMessage) error {
-	field := func(loc []string, extra ...string) string {
-		parts := append(append([]string{}, loc...), extra...)
-		if prefix != "" {
-			parts = append([]string{prefix}, parts...)
-		}
-		if len(parts) == 0 {
-			return "arguments"
-		}
-		return strings.Join(parts, ".")
+	root := prefix
+	if root == "" {
+		root = "arguments"
 	}
 	v, err := santhosh.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
-		return vigil.FieldError(field(nil), "must be a JSON object (the text is not valid JSON)")
+		return vigil.FieldError(root, "must be a JSON object (the text is not valid JSON)")
 	}
 	err = s.Validate(v)
 	if err == nil {
@@ -381,159 +374,17 @@ func validate(s *santhosh.Schema, prefix string, data json.RawMessage) error {
 	}
 	var verr *santhosh.ValidationError
 	if !errors.As(err, &verr) {
-		return fmt.Errorf("agent: validate %s: %w", field(nil), err)
+		return fmt.Errorf("agent: validate %s: %w", root, err)
 	}
-	problems := describe(verr, field)
-	first := problems[0]
-	msg := first.message
-	if len(problems) > 1 {
-		var more []string
-		for _, p := range problems[1:] {
-			more = append(more, p.field+": "+p.message)
-		}
-		msg += " (also " + strings.Join(more, "; ") + ")"
+	d := streams.Describer{Root: prefix, PatternHints: patternHints, Choices: choices, All: true}
+	e := d.Describe(verr)
+	if e.Field == "" {
+		e.Field = root
 	}
-	return vigil.FieldError(first.field, "%s", msg)
+	return e
 }
 
-type problem struct{ field, message string }
-
-// describe turns a validation error into one problem per failed keyword,
-// the ones nearest the top of the document first, so that the same input
-// always gets the same message.
-func describe(verr *santhosh.ValidationError, field func(loc []string, extra ...string) string) []problem {
-	var leaves []*santhosh.ValidationError
-	var collect func(e *santhosh.ValidationError)
-	collect = func(e *santhosh.ValidationError) {
-		switch e.ErrorKind.(type) {
-		case *kind.Schema, *kind.Group, *kind.Reference, *kind.AllOf:
-			if len(e.Causes) > 0 {
-				for _, c := range e.Causes {
-					collect(c)
-				}
-				return
-			}
-		}
-		leaves = append(leaves, e)
-	}
-	collect(verr)
-	sort.SliceStable(leaves, func(i, j int) bool {
-		a, b := leaves[i], leaves[j]
-		if len(a.InstanceLocation) != len(b.InstanceLocation) {
-			return len(a.InstanceLocation) < len(b.InstanceLocation)
-		}
-		return strings.Join(a.InstanceLocation, "\x00") < strings.Join(b.InstanceLocation, "\x00")
-	})
-	var out []problem
-	for _, e := range leaves {
-		at := e.InstanceLocation
-		switch k := e.ErrorKind.(type) {
-		case *kind.Required:
-			for _, m := range k.Missing {
-				out = append(out, problem{field(at, m), "is required"})
-			}
-		case *kind.AdditionalProperties:
-			for _, p := range slices.Sorted(slices.Values(k.Properties)) {
-				out = append(out, problem{field(at, p), "is not a known property"})
-			}
-		case *kind.OneOf:
-			out = append(out, problem{field(at), "must have exactly one of " + alternatives(e)})
-		case *kind.AnyOf:
-			out = append(out, problem{field(at), "must have at least one of " + alternatives(e)})
-		case *kind.Type:
-			out = append(out, problem{field(at), fmt.Sprintf("must be %s, not %s", strings.Join(k.Want, " or "), k.Got)})
-		case *kind.Enum:
-			want := make([]string, len(k.Want))
-			for i, w := range k.Want {
-				b, _ := json.Marshal(w)
-				want[i] = string(b)
-			}
-			out = append(out, problem{field(at), "must be one of " + strings.Join(want, ", ")})
-		case *kind.Pattern:
-			if hint, ok := patternHints[k.Want]; ok {
-				out = append(out, problem{field(at), fmt.Sprintf("%s, not %q", hint, k.Got)})
-			} else {
-				out = append(out, problem{field(at), fmt.Sprintf("%q does not match %q", k.Got, k.Want)})
-			}
-		case *kind.Format:
-			out = append(out, problem{field(at), fmt.Sprintf("must be %s, not %s", formatHint(k.Want), jsonText(k.Got))})
-		case *kind.MinLength:
-			out = append(out, problem{field(at), "must not be empty"})
-		case *kind.ExclusiveMinimum:
-			out = append(out, problem{field(at), "must be more than " + ratString(k.Want)})
-		case *kind.Minimum:
-			out = append(out, problem{field(at), "must be at least " + ratString(k.Want)})
-		default:
-			out = append(out, problem{field(at), e.ErrorKind.LocalizedString(english)})
-		}
-	}
-	if len(out) == 0 {
-		out = append(out, problem{field(nil), "does not match the schema"})
-	}
-	return out
-}
-
-// alternatives names the properties among which a oneOf or anyOf asks to
-// choose, as recorded when the schema was compiled.
-func alternatives(e *santhosh.ValidationError) string {
-	if names, ok := choices[e.SchemaURL]; ok {
-		return names
-	}
-	return "the alternatives"
-}
-
-// choices maps the URL of every schema with a oneOf or anyOf of required
-// properties (the oneof_required and anyof_required tags) to their names,
-// for error messages: the validator does not say what the alternatives
-// were when more than one matched.
-var choices = map[string]string{}
-
-// recordChoices fills choices for s, found at url, and the schemas below it.
-func recordChoices(url string, s *invopop.Schema) {
-	if s == nil {
-		return
-	}
-	var names []string
-	for _, alt := range append(slices.Clone(s.OneOf), s.AnyOf...) {
-		names = append(names, alt.Required...)
-	}
-	if len(names) > 0 {
-		slices.Sort(names)
-		choices[url] = strings.Join(slices.Compact(names), ", ")
-	}
-	if s.Properties != nil {
-		for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
-			recordChoices(url+"/properties/"+pair.Key, pair.Value)
-		}
-	}
-	recordChoices(url+"/items", s.Items)
-}
-
-func formatHint(format string) string {
-	switch format {
-	case "date-time":
-		return "an RFC 3339 date-time such as 2026-11-23T08:00:00+08:00"
-	case "uri":
-		return "an absolute URL"
-	}
-	return "in the " + format + " format"
-}
-
-func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
-}
-
-func ratString(r *big.Rat) string {
-	if r.IsInt() {
-		return r.Num().String()
-	}
-	return r.FloatString(6)
-}
-
-// english prints the validator's messages for the kinds describe does not
-// phrase itself.
-var english = message.NewPrinter(language.English)
+// choices names the alternatives of the oneOf and anyOf rules of the
+// compiled schemas (the oneof_required and anyof_required tags), by schema
+// URL, for error messages.
+var choices = map[string][]string{}

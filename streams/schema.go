@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"reflect"
 	"slices"
@@ -88,15 +89,15 @@ type eventType struct {
 	// a checker has rules to check on the decoded value. For the other
 	// types the schema already guarantees decoding succeeds.
 	decode bool
-	// oneOf names the properties of which exactly one must be present, if
-	// the payload has such a rule (url and data of media events).
-	oneOf []string
 }
 
 type protocol struct {
 	types    map[string]*eventType
 	names    []string // sorted
 	document []byte
+	// choices names the alternatives of the payload schemas' oneOf rules
+	// (url and data of media events), for describing errors.
+	choices map[string][]string
 }
 
 var registry = mustBuild()
@@ -110,7 +111,7 @@ func mustBuild() *protocol {
 }
 
 func build() (*protocol, error) {
-	proto := &protocol{types: map[string]*eventType{}}
+	proto := &protocol{types: map[string]*eventType{}, choices: map[string][]string{}}
 	r := &invopop.Reflector{
 		Anonymous:      true,
 		DoNotReference: true,
@@ -130,6 +131,7 @@ func build() (*protocol, error) {
 		proto.types[ty.name] = ty
 		proto.names = append(proto.names, ty.name)
 		defs[ty.def] = s
+		maps.Copy(proto.choices, SchemaChoices(schemaID+"#/$defs/"+ty.def, s))
 		ref := "#/$defs/" + ty.def
 		mapping[ty.name] = ref
 		variant := &invopop.Schema{Title: ty.name, Properties: invopop.NewProperties()}
@@ -204,9 +206,6 @@ func payloadSchema(r *invopop.Reflector, p Payload, desc string) (*eventType, *i
 	if len(s.OneOf) > 0 {
 		// The oneof_required tags of the media payloads: exactly one of url
 		// and data. Inline data also needs its media type.
-		for _, alt := range s.OneOf {
-			ty.oneOf = append(ty.oneOf, alt.Required...)
-		}
 		if _, ok := s.Properties.Get("mime"); ok {
 			s.DependentRequired = map[string][]string{"data": {"mime"}}
 		}
@@ -375,24 +374,103 @@ func goTypeName(t reflect.Type) string {
 // describe turns a schema validation error into a vigil.Error about one
 // field of a ty payload.
 func (ty *eventType) describe(verr *santhosh.ValidationError) *vigil.Error {
-	return describe(verr, "data", ty.name+" payloads", ty.oneOf)
+	d := Describer{Root: "data", Noun: ty.name + " payloads", PatternHints: patternHints, Choices: registry.choices}
+	return d.Describe(verr)
 }
 
 // DescribeSchemaError turns an error of a santhosh-tekuri/jsonschema schema's
 // Validate into a vigil.Invalid error about one field, phrased as Validate
-// phrases the errors of event payloads: the problem nearest the top of the
-// value, with ties broken by kind, so that the same input always gets the
-// same message. root names the validated value in field paths ("args" gives
-// "args.date"; "" gives "date"); noun says what the value is in messages
-// ("is not a property of weather@1 arguments"). The toolsregistry package
-// uses it for tool arguments and results.
+// phrases the errors of event payloads. root names the validated value in
+// field paths ("args" gives "args.date"; "" gives "date"); noun says what
+// the value is in messages ("is not a property of weather@1 arguments").
+// The toolsregistry package uses it for tool arguments and results; it is
+// Describer{Root: root, Noun: noun}.Describe with the event schemas'
+// pattern hints.
 func DescribeSchemaError(verr *santhosh.ValidationError, root, noun string) *vigil.Error {
-	return describe(verr, root, noun, nil)
+	return Describer{Root: root, Noun: noun, PatternHints: patternHints}.Describe(verr)
 }
 
-// describe is DescribeSchemaError; oneOf names the properties of which
-// exactly one must be present at the top, when the schema has such a rule.
-func describe(verr *santhosh.ValidationError, root, noun string, oneOf []string) *vigil.Error {
+// A Describer turns the errors of santhosh-tekuri/jsonschema schemas'
+// Validate into vigil.Invalid errors that a person or a model can act on:
+// Validate's errors for event payloads, toolsregistry's for tool arguments
+// and results, the agent package's for plan_task and task slots. The zero
+// value describes the first problem in plain words; the fields add what the
+// caller knows of its schemas. A Describer is safe for concurrent use as
+// long as its maps are not modified.
+type Describer struct {
+	// Root names the validated value in field paths: "args" gives
+	// "args.date", "" gives "date".
+	Root string
+	// Noun says what the value is, for unknown properties: "is not a
+	// property of weather@1 arguments". Without it they are "not a known
+	// property".
+	Noun string
+	// PatternHints says in words what a pattern asks for ("must be a
+	// duration such as 15m or 1h"), by pattern; a pattern without a hint
+	// is shown as it is.
+	PatternHints map[string]string
+	// Choices names, by schema URL, the properties among which the
+	// schema's oneOf or anyOf asks to choose, as SchemaChoices records
+	// them: the validator does not say what the alternatives were.
+	Choices map[string][]string
+	// All lists every problem in the message ("(also schedule.cron: …)"),
+	// for a model that should fix them in one go; otherwise only the first
+	// is told, with the other properties missing or unknown at its place.
+	All bool
+}
+
+// problem is one thing wrong, at field.
+type problem struct {
+	field, message string
+	// name is the property that problems of one kind at one place
+	// (several missing, several unknown) differ by; what says which kind.
+	name, what string
+}
+
+// Describe turns verr into a vigil.Invalid error on the field of the
+// problem nearest the top of the value, with ties broken by place and kind,
+// so that the same input always gets the same message.
+func (d Describer) Describe(verr *santhosh.ValidationError) *vigil.Error {
+	leaves := sortedLeaves(verr)
+	if len(leaves) == 0 {
+		if d.Noun == "" {
+			return vigil.FieldError(d.Root, "does not match the schema")
+		}
+		return vigil.FieldError(d.Root, "does not match the schema of %s", d.Noun)
+	}
+	if !d.All {
+		leaves = leaves[:1]
+	}
+	var problems []problem
+	for _, e := range leaves {
+		problems = append(problems, d.problems(e)...)
+	}
+	first, rest := problems[0], problems[1:]
+	msg := first.message
+	switch {
+	case len(rest) == 0:
+	case d.All:
+		more := make([]string, len(rest))
+		for i, p := range rest {
+			more[i] = p.message
+			if p.field != "" {
+				more[i] = p.field + ": " + p.message
+			}
+		}
+		msg += " (also " + strings.Join(more, "; ") + ")"
+	default: // the other names of the one leaf
+		names := make([]string, len(rest))
+		for i, p := range rest {
+			names[i] = p.name
+		}
+		msg += also(first.what, names)
+	}
+	return vigil.FieldError(first.field, "%s", msg)
+}
+
+// sortedLeaves returns the failed keywords of verr, the ones nearest the
+// top of the value first, then by place and kind.
+func sortedLeaves(verr *santhosh.ValidationError) []*santhosh.ValidationError {
 	var leaves []*santhosh.ValidationError
 	var collect func(e *santhosh.ValidationError)
 	collect = func(e *santhosh.ValidationError) {
@@ -418,63 +496,155 @@ func describe(verr *santhosh.ValidationError, root, noun string, oneOf []string)
 		}
 		return kindRank(a.ErrorKind) < kindRank(b.ErrorKind)
 	})
-	if len(leaves) == 0 {
-		return vigil.FieldError(root, "does not match the schema of %s", noun)
-	}
-	e := leaves[0]
-	at := root
+	return leaves
+}
+
+// problems phrases one failed keyword: one problem, or one per property
+// missing or unknown.
+func (d Describer) problems(e *santhosh.ValidationError) []problem {
+	at := d.Root
 	for _, tok := range e.InstanceLocation {
 		at = joinPath(at, tok)
 	}
+	one := func(format string, args ...any) []problem {
+		return []problem{{field: at, message: fmt.Sprintf(format, args...)}}
+	}
 	switch k := e.ErrorKind.(type) {
 	case *kind.Required:
-		return vigil.FieldError(joinPath(at, k.Missing[0]), "is required%s", also("missing", k.Missing[1:]))
-	case *kind.AdditionalProperties:
-		props := slices.Sorted(slices.Values(k.Properties))
-		return vigil.FieldError(joinPath(at, props[0]), "is not a property of %s%s", noun, also("unknown", props[1:]))
-	case *kind.DependentRequired:
-		return vigil.FieldError(joinPath(at, k.Missing[0]), "is required when %q is set", k.Prop)
-	case *kind.OneOf:
-		if len(e.InstanceLocation) == 0 && len(oneOf) > 0 {
-			return vigil.FieldError(at, "must have exactly one of %s", quoteJoin(oneOf, " and "))
+		var out []problem
+		for _, m := range k.Missing {
+			out = append(out, problem{joinPath(at, m), "is required", m, "missing"})
 		}
-		return vigil.FieldError(at, "must match exactly one of the alternatives")
+		return out
+	case *kind.AdditionalProperties:
+		unknown := "is not a known property"
+		if d.Noun != "" {
+			unknown = "is not a property of " + d.Noun
+		}
+		var out []problem
+		for _, p := range slices.Sorted(slices.Values(k.Properties)) {
+			out = append(out, problem{joinPath(at, p), unknown, p, "unknown"})
+		}
+		return out
+	case *kind.DependentRequired:
+		return []problem{{field: joinPath(at, k.Missing[0]), message: fmt.Sprintf("is required when %q is set", k.Prop)}}
+	case *kind.OneOf:
+		if names, ok := d.Choices[e.SchemaURL]; ok {
+			return one("must have exactly one of %s", choiceList(names))
+		}
+		return one("must match exactly one of the alternatives")
+	case *kind.AnyOf:
+		if names, ok := d.Choices[e.SchemaURL]; ok {
+			return one("must have at least one of %s", choiceList(names))
+		}
+		return one("must match at least one of the alternatives")
 	case *kind.Type:
-		return vigil.FieldError(at, "must be %s, got %s", strings.Join(k.Want, " or "), k.Got)
+		return one("must be %s, got %s", strings.Join(k.Want, " or "), k.Got)
 	case *kind.MinLength:
 		if k.Want == 1 {
-			return vigil.FieldError(at, "must not be empty")
+			return one("must not be empty")
 		}
-		return vigil.FieldError(at, "must be at least %d characters long", k.Want)
+		return one("must be at least %d characters long", k.Want)
 	case *kind.MaxLength:
-		return vigil.FieldError(at, "must be at most %d characters long", k.Want)
+		return one("must be at most %d characters long", k.Want)
 	case *kind.MinItems:
 		if k.Want == 1 {
-			return vigil.FieldError(at, "must not be empty")
+			return one("must not be empty")
 		}
-		return vigil.FieldError(at, "must have at least %d items", k.Want)
+		return one("must have at least %d items", k.Want)
 	case *kind.UniqueItems:
-		return vigil.FieldError(at, "must not repeat items (items %d and %d are equal)", k.Duplicates[0], k.Duplicates[1])
+		return one("must not repeat items (items %d and %d are equal)", k.Duplicates[0], k.Duplicates[1])
 	case *kind.Minimum:
-		return vigil.FieldError(at, "must be at least %s", ratString(k.Want))
+		return one("must be at least %s", ratString(k.Want))
 	case *kind.Maximum:
-		return vigil.FieldError(at, "must be at most %s", ratString(k.Want))
+		return one("must be at most %s", ratString(k.Want))
+	case *kind.ExclusiveMinimum:
+		return one("must be more than %s", ratString(k.Want))
+	case *kind.ExclusiveMaximum:
+		return one("must be less than %s", ratString(k.Want))
 	case *kind.Enum:
 		want := make([]string, len(k.Want))
 		for i, w := range k.Want {
-			b, _ := json.Marshal(w)
-			want[i] = string(b)
+			want[i] = jsonText(w)
 		}
-		return vigil.FieldError(at, "value must be one of %s", strings.Join(want, ", "))
+		return one("value must be one of %s", strings.Join(want, ", "))
 	case *kind.Pattern:
-		if hint, ok := patternHints[k.Want]; ok {
-			return vigil.FieldError(at, "%s, not %q", hint, k.Got)
+		if hint, ok := d.PatternHints[k.Want]; ok {
+			return one("%s, not %q", hint, k.Got)
 		}
-		return vigil.FieldError(at, "%q does not match the pattern %q", k.Got, k.Want)
+		return one("%q does not match the pattern %q", k.Got, k.Want)
+	case *kind.Format:
+		return one("must be %s, not %s", formatHint(k.Want), jsonText(k.Got))
 	case *kind.ContentEncoding:
-		return vigil.FieldError(at, "must be %s-encoded", k.Want)
+		return one("must be %s-encoded", k.Want)
 	}
-	return vigil.FieldError(at, "%s", e.ErrorKind.LocalizedString(english))
+	return one("%s", e.ErrorKind.LocalizedString(english))
+}
+
+// SchemaChoices records, for a Describer's Choices, the properties among
+// which the oneOf and anyOf rules of s (the oneof_required and
+// anyof_required tags) and of the schemas below it ask to choose. url is
+// where s was compiled ("mem:///x.json#", "…#/$defs/ImageData"); the
+// schemas below are keyed as the validator names them, url +
+// "/properties/city" or url + "/items".
+func SchemaChoices(url string, s *invopop.Schema) map[string][]string {
+	out := map[string][]string{}
+	var walk func(url string, s *invopop.Schema)
+	walk = func(url string, s *invopop.Schema) {
+		if s == nil {
+			return
+		}
+		var names []string
+		for _, alt := range append(slices.Clone(s.OneOf), s.AnyOf...) {
+			for _, n := range alt.Required {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
+		if len(names) > 0 {
+			out[url] = names
+		}
+		if s.Properties != nil {
+			for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
+				walk(url+"/properties/"+pair.Key, pair.Value)
+			}
+		}
+		walk(url+"/items", s.Items)
+	}
+	walk(url, s)
+	return out
+}
+
+// choiceList quotes names and joins them, the last with "and":
+// "cron", "at" and "every".
+func choiceList(names []string) string {
+	if len(names) < 2 {
+		return quoteJoin(names, "")
+	}
+	last := len(names) - 1
+	return quoteJoin(names[:last], ", ") + " and " + quoteJoin(names[last:], "")
+}
+
+// formatHint says in words what a format asks for.
+func formatHint(format string) string {
+	switch format {
+	case "date-time":
+		return "an RFC 3339 date-time such as 2026-11-23T08:00:00+08:00"
+	case "date":
+		return "a date such as 2026-11-23"
+	case "uri":
+		return "an absolute URL"
+	}
+	return "in the " + format + " format"
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 // joinPath appends a property name or index to a field path.
@@ -502,8 +672,8 @@ var patternHints = map[string]string{
 // mime tags of the media payloads spell it.
 const mimeSubtype = `[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*`
 
-// english prints the validator's messages for the kinds describe does not
-// phrase itself (enum, pattern, …).
+// english prints the validator's messages for the kinds Describe does not
+// phrase itself.
 var english = message.NewPrinter(language.English)
 
 // kindRank orders problems at the same place: a missing or unknown property
@@ -516,7 +686,7 @@ func kindRank(k santhosh.ErrorKind) int {
 		return 1
 	case *kind.AdditionalProperties:
 		return 2
-	case *kind.OneOf:
+	case *kind.OneOf, *kind.AnyOf:
 		return 3
 	case *kind.DependentRequired:
 		return 4
