@@ -373,27 +373,28 @@ func (l *Log) Thread(ctx context.Context, tenant, id string) (streams.Thread, er
 // Redis assigns the IDs itself. XADD "*" takes (server ms, 0) when its clock
 // moved past the stream's last ID and the last ID's next sequence otherwise;
 // XADD "<ms>-*" does the same for a given ms, and fails if ms is behind the
-// last ID, when the script retries with the last ID's ms. Either way the ID
-// is streams.After(last, ms), computed where the last ID lives, with no
-// number formatting in Lua (which costs more than the XADD).
+// last ID, when the script retries with the last ID's ms. Either way the
+// first ID is streams.After(last, ms), computed where the last ID lives. The
+// other events take the first's ms with the next sequences, so that one
+// append's IDs are consecutive even when the server's clock ticks during
+// the script.
 var appendScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local id, ids = '*', {}
-if ARGV[1] ~= '' and #ARGV >= 4 then
-  id = ARGV[1] .. '-*'
-  local first = redis.pcall('XADD', KEYS[2], id, 'e', ARGV[4])
-  if type(first) == 'table' and first.err then
-    local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
-    if not top then return redis.error_reply(first.err) end
-    id = string.match(top[1], '^%d+') .. '-*'
-    first = redis.call('XADD', KEYS[2], id, 'e', ARGV[4])
-  end
-  ids[1] = first
+local ids = {}
+if #ARGV < 4 then return ids end
+local id = '*'
+if ARGV[1] ~= '' then id = ARGV[1] .. '-*' end
+local first = redis.pcall('XADD', KEYS[2], id, 'e', ARGV[4])
+if type(first) == 'table' and first.err then
+  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+  if id == '*' or not top then return redis.error_reply(first.err) end
+  first = redis.call('XADD', KEYS[2], string.match(top[1], '^%d+') .. '-*', 'e', ARGV[4])
 end
-for i = 4 + #ids, #ARGV do
+ids[1] = first
+id = string.match(first, '^%d+') .. '-*'
+for i = 5, #ARGV do
   ids[#ids + 1] = redis.call('XADD', KEYS[2], id, 'e', ARGV[i])
 end
-if #ids == 0 then return ids end
 local maxlen, slack = tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = redis.call('XLEN', KEYS[2])
 if n - maxlen >= slack then
