@@ -251,6 +251,33 @@ type Auth struct {
 
 	// JWT configures the JWTs accepted in modes jwt and keys+jwt.
 	JWT JWT `yaml:"jwt"`
+
+	// Scopes are the tool scopes each role's tasks hold (auth/scopes.go):
+	// a role's list, when not empty, replaces the role's default.
+	Scopes RoleScopes `yaml:"scopes"`
+}
+
+// RoleScopes lists, per role, the tool scopes ("read:web", "write:*", "*")
+// that the tasks of a principal with the role hold while they run. An
+// empty list keeps the role's default: admin and developer "*", member
+// "read:*", viewer none. A principal with several roles holds the union.
+type RoleScopes struct {
+	Admin     []string `yaml:"admin"`
+	Developer []string `yaml:"developer"`
+	Member    []string `yaml:"member"`
+	Viewer    []string `yaml:"viewer"`
+}
+
+// Overrides returns the roles whose list is set, by role name, as
+// auth.NewScopeTable takes them.
+func (r RoleScopes) Overrides() map[string][]string {
+	out := map[string][]string{}
+	for role, list := range map[string][]string{"admin": r.Admin, "developer": r.Developer, "member": r.Member, "viewer": r.Viewer} {
+		if len(list) > 0 {
+			out[role] = list
+		}
+	}
+	return out
 }
 
 // JWT configures the verification of JWT bearer tokens. Exactly one of

@@ -243,6 +243,13 @@ func TestValidate(t *testing.T) {
 		{"an llm", func(c *Config) {
 			c.LLM = LLM{Provider: "openai", BaseURL: "https://api.deepseek.com/v1", Model: "deepseek-chat", APIKeyEnv: "DEEPSEEK_API_KEY", Timeout: time.Minute}
 		}, nil},
+		{"role scopes", func(c *Config) {
+			c.Auth.Scopes.Member = []string{"read:*", "write:email"}
+			c.Auth.Scopes.Viewer = []string{"read web", ""}
+		}, []string{
+			`auth.scopes.viewer.0: want a scope such as read:web, read:* or *, got "read web"`,
+			`auth.scopes.viewer.1: want a scope such as read:web, read:* or *, got ""`,
+		}},
 		{"workers apart with bolt", func(c *Config) { c.Workers.Embedded = false },
 			[]string{`workers.embedded: the bolt store is one process's: its runs need workers inside vigil serve (use redis for vigil worker)`}},
 		{"worker numbers", func(c *Config) {

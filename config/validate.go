@@ -4,15 +4,18 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/auth"
 )
 
 // Validate reports every problem with c, joined with errors.Join; nil when
@@ -109,6 +112,14 @@ func (c Config) authConfigured() bool { return c.Auth.AcceptsKeys() || c.Auth.Ac
 
 // validate checks the auth section. Secrets are never quoted.
 func (a Auth) validate(bad func(string, string, ...any)) {
+	over := a.Scopes.Overrides()
+	for _, role := range slices.Sorted(maps.Keys(over)) {
+		for i, sc := range over[role] {
+			if !auth.ValidScope(sc) {
+				bad(fmt.Sprintf("auth.scopes.%s.%d", role, i), "want a scope such as read:web, read:* or *, got %q", sc)
+			}
+		}
+	}
 	switch a.Mode {
 	case AuthNone, AuthKeys, AuthJWT, AuthKeysJWT:
 	default:

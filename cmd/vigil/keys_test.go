@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,43 @@ func TestTailWithToken(t *testing.T) {
 	}
 	if got := lines.lines(); len(got) != 1 || !strings.Contains(got[0], "hello") {
 		t.Fatalf("tail printed %q", got)
+	}
+}
+
+// TestConfiguredRoleScopes: auth.scopes replaces a role's scopes, and a
+// member's task records the configured ones; another role keeps its
+// default.
+func TestConfiguredRoleScopes(t *testing.T) {
+	c := testConfig(t)
+	c.Auth.Mode = config.AuthKeys
+	c.Auth.Scopes.Member = []string{"read:*", "write:email"}
+	key := func(role string) string {
+		code, out, errOut := vigilKeys(t, "create", "--tenant", "acme", "--role", role, "--data", c.Store.DataDir)
+		if code != 0 {
+			t.Fatalf("keys create %s: exit %d, stderr %s", role, code, errOut)
+		}
+		return lastLine(out)
+	}
+	member, developer := key("member"), key("developer")
+	m := startMain(t, c)
+	for _, tc := range []struct {
+		key  string
+		want []string
+	}{{member, []string{"read:*", "write:email"}}, {developer, []string{"*"}}} {
+		req, _ := http.NewRequest("POST", "http://"+m.Addr()+"/v1/tasks", strings.NewReader(`{"title":"mail me","kind":"periodic","trigger":{"every":"1h"}}`))
+		req.Header.Set("Authorization", "Bearer "+tc.key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var task struct {
+			OwnerScopes []string `json:"owner_scopes"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&task)
+		resp.Body.Close()
+		if resp.StatusCode != 201 || err != nil || !slices.Equal(task.OwnerScopes, tc.want) {
+			t.Errorf("create: %d, owner_scopes %q, %v; want %q", resp.StatusCode, task.OwnerScopes, err, tc.want)
+		}
 	}
 }

@@ -65,7 +65,11 @@ func runMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		defer cancel()
 		_ = rt.Stop(stopCtx)
 	}()
-	taskManager, err := newManager(cfg, managed, backend, logger)
+	scopes, err := scopeTable(cfg)
+	if err != nil {
+		return err
+	}
+	taskManager, err := newManager(cfg, managed, backend, scopes, logger)
 	if err != nil {
 		return err
 	}
@@ -77,7 +81,7 @@ func runMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		Plugins:  ps.plugins,
 		Tasks:    taskManager,
 		Allow:    func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
-		Scopes:   auth.DefaultScopes().Of,
+		Scopes:   scopes.Of,
 		Logger:   logger,
 	})
 	defer srv.Close()

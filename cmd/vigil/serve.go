@@ -88,7 +88,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.tasksRuntime = rt
-	taskManager, err := newManager(m.Config, managed, backend, m.Logger)
+	scopes, err := scopeTable(m.Config)
+	if err != nil {
+		m.abandon()
+		return err
+	}
+	taskManager, err := newManager(m.Config, managed, backend, scopes, m.Logger)
 	if err != nil {
 		m.abandon()
 		return err
@@ -117,7 +122,7 @@ func (m *Main) Run(ctx context.Context) error {
 	mcpSrv := mcpserver.New(mcpserver.Options{
 		Log: backend, Hub: hub, Registry: registry, Plugins: plugins, Tasks: taskManager, Logger: m.Logger,
 		Allow:  func(p vigil.Principal, perm string) error { return auth.Allowed(p, auth.Permission(perm)) },
-		Scopes: auth.DefaultScopes().Of,
+		Scopes: scopes.Of,
 	})
 	api.Handle("/mcp", mcpSrv.Handler())
 
@@ -213,10 +218,10 @@ func openMemory(c config.Config, backend store.Backend, logger *slog.Logger) (*m
 
 // newManager returns the task Manager over managed (see newTaskRuntime):
 // who manages and reads all tasks comes from the permission table, the
-// scopes recorded on an owner's tasks from the role table, webhook secrets
-// are sealed under the memory key, and each tenant's active tasks are
-// capped by quotas.max_active_tasks.
-func newManager(c config.Config, managed tasks.Store, log streams.Log, logger *slog.Logger) (*tasks.Manager, error) {
+// scopes recorded on an owner's tasks from scopes (see scopeTable),
+// webhook secrets are sealed under the memory key, and each tenant's
+// active tasks are capped by quotas.max_active_tasks.
+func newManager(c config.Config, managed tasks.Store, log streams.Log, scopes auth.ScopeTable, logger *slog.Logger) (*tasks.Manager, error) {
 	limits, err := c.Quotas.Limits()
 	if err != nil {
 		return nil, err
@@ -228,10 +233,20 @@ func newManager(c config.Config, managed tasks.Store, log streams.Log, logger *s
 	return tasks.NewManager(tasks.Options{
 		Store: managed, Log: log, Logger: logger,
 		ManagesAll: managesAllTasks, ReadsAll: readsAllTasks,
-		OwnerScopes:    auth.DefaultScopes().Of,
+		OwnerScopes:    scopes.Of,
 		Sealer:         sealer,
 		MaxActiveTasks: func(tenant string) int { return limits.For(tenant).MaxActiveTasks },
 	}), nil
+}
+
+// scopeTable returns the role → scopes table: auth's defaults with
+// auth.scopes's lists (validated by config.Validate).
+func scopeTable(c config.Config) (auth.ScopeTable, error) {
+	t, err := auth.NewScopeTable(c.Auth.Scopes.Overrides())
+	if err != nil {
+		return nil, fmt.Errorf("auth.scopes: %w", err)
+	}
+	return t, nil
 }
 
 // newSealer returns the sealer of webhook secrets: under the memory key
