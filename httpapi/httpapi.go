@@ -77,6 +77,9 @@ type Options struct {
 	// Retry-After. Nil, or a result of zero or less, means no quota. It is
 	// asked on every request, so a changed quota applies at once.
 	RequestsPerMinute func(tenant string) int
+	// Buckets, if set, holds the request quotas' buckets, shared by every
+	// instance (the Redis store); nil keeps them in this process.
+	Buckets Buckets
 }
 
 // Server serves Vigil's HTTP API. It is an http.Handler.

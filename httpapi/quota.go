@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"net"
 	"net/http"
@@ -29,8 +30,19 @@ import (
 // 401 without doing any work, and health probes without credentials are
 // never limited. The size of a bucket is the tenant's requests per minute
 // (Options.RequestsPerMinute), and it refills continuously at that rate.
-// Buckets live in this process: behind a load balancer over n instances a
-// credential may make up to n times its quota.
+// Buckets live in this process unless Options.Buckets shares them (the
+// Redis store does, across instances); without it, behind a load balancer
+// over n instances a credential may make up to n times its quota.
+
+// Buckets holds request quota buckets outside the process, so that every
+// instance counts against the same one.
+type Buckets interface {
+	// Take takes a token from key's bucket, which holds perMinute tokens
+	// and refills at perMinute a minute, and returns 0; or, when the
+	// bucket is empty, takes none and returns how long until a token is
+	// free.
+	Take(ctx context.Context, key string, perMinute int) (time.Duration, error)
+}
 
 // quotaSweep is how often idle buckets are dropped.
 const quotaSweep = time.Minute
@@ -51,7 +63,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if wait := s.quotas.take(key, perMinute, s.opts.Now()); wait > 0 {
+		if wait := s.takeToken(r, key, perMinute); wait > 0 {
 			secs := retryAfter(wait)
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			s.error(w, r, vigil.Errorf(vigil.TooMany,
@@ -60,6 +72,23 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// takeToken takes a token from key's bucket, shared (Options.Buckets) or
+// this process's, and returns how long to wait when there is none. A
+// shared store that fails lets the request through: the quota protects
+// the server, and refusing every request while Redis is away would do the
+// harm it guards against.
+func (s *Server) takeToken(r *http.Request, key string, perMinute int) time.Duration {
+	if s.opts.Buckets == nil {
+		return s.quotas.take(key, perMinute, s.opts.Now())
+	}
+	wait, err := s.opts.Buckets.Take(r.Context(), key, perMinute)
+	if err != nil {
+		s.opts.Logger.WarnContext(r.Context(), "httpapi: request quota not checked", "err", err)
+		return 0
+	}
+	return wait
 }
 
 // bucketOf returns the bucket key of r's credential and the tenant whose

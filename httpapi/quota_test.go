@@ -2,9 +2,12 @@ package httpapi_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -31,7 +34,7 @@ type quotaEnv struct {
 
 func (e *quotaEnv) now() time.Time { return time.Unix(0, e.clock.Load()).UTC() }
 
-func serveQuota(t *testing.T, withAuth bool) *quotaEnv {
+func serveQuota(t *testing.T, withAuth bool, mods ...func(*httpapi.Options)) *quotaEnv {
 	t.Helper()
 	e := &quotaEnv{}
 	e.clock.Store(time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC).UnixNano())
@@ -58,6 +61,9 @@ func serveQuota(t *testing.T, withAuth bool) *quotaEnv {
 		if opts.Auth, err = auth.New(auth.Options{Keys: e.keys, JWT: v, Now: e.now}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, mod := range mods {
+		mod(&opts)
 	}
 	api := httpapi.New(opts)
 	api.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
@@ -169,4 +175,40 @@ func TestRequestQuotaAuthOff(t *testing.T) {
 	wantStatus(t, "first", hit(t, "GET", thread, "", ""), http.StatusOK)
 	wantStatus(t, "second", hit(t, "GET", thread, "", "Bearer vgl_made_up"), http.StatusOK)
 	wantLimited(t, "third", hit(t, "GET", thread, "", "Bearer another.made.up"), 30)
+}
+
+// bucketsFunc is a Buckets made of a function.
+type bucketsFunc func(key string, perMinute int) (time.Duration, error)
+
+func (f bucketsFunc) Take(_ context.Context, key string, perMinute int) (time.Duration, error) {
+	return f(key, perMinute)
+}
+
+// TestRequestQuotaSharedBuckets: with Options.Buckets the middleware asks
+// them, not its own, names their wait in Retry-After, and lets requests
+// through when they fail (the quota must not take the server down with
+// its store).
+func TestRequestQuotaSharedBuckets(t *testing.T) {
+	var asked []string
+	fail := false
+	e := serveQuota(t, false, func(o *httpapi.Options) {
+		o.Buckets = bucketsFunc(func(key string, perMinute int) (time.Duration, error) {
+			asked = append(asked, fmt.Sprintf("%s/%d", key, perMinute))
+			switch {
+			case fail:
+				return 0, errors.New("redis: connection refused")
+			case len(asked) > 1:
+				return 12500 * time.Millisecond, nil
+			}
+			return 0, nil
+		})
+	})
+	thread := e.URL + "/v1/threads/" + e.thread
+	wantStatus(t, "first", hit(t, "GET", thread, "", ""), http.StatusOK)
+	wantLimited(t, "second", hit(t, "GET", thread, "", ""), 13)
+	fail = true
+	wantStatus(t, "with the buckets failing", hit(t, "GET", thread, "", ""), http.StatusOK)
+	if want := []string{"addr:127.0.0.1/2", "addr:127.0.0.1/2", "addr:127.0.0.1/2"}; !slices.Equal(asked, want) {
+		t.Errorf("asked the buckets %q; want %q", asked, want)
+	}
 }

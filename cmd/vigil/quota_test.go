@@ -79,6 +79,34 @@ func TestRequestQuota(t *testing.T) {
 	}
 }
 
+// TestRequestQuotaShared: on Redis, two instances count a client's
+// requests against one bucket: with requests_per_minute 2, one request to
+// each spends the quota, and the next, to either, is 429.
+func TestRequestQuotaShared(t *testing.T) {
+	prefix := redistest.Prefix(t)
+	instance := func() string {
+		c := loadConfig(t, "quotas:\n  requests_per_minute: 2\n")
+		c.Store.Driver, c.Store.Redis.URL, c.Store.Redis.Prefix = config.DriverRedis, redistest.URL(t), prefix
+		c.Memory.Key = base64.StdEncoding.EncodeToString(make([]byte, 32))
+		return "http://" + startMain(t, c).Addr()
+	}
+	a, b := instance(), instance()
+	for i, base := range []string{a, b, a, b} {
+		resp, err := http.Get(base + "/v1/tasks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := http.StatusOK
+		if i >= 2 {
+			want = http.StatusTooManyRequests
+		}
+		if resp.StatusCode != want || (want == http.StatusTooManyRequests) != (resp.Header.Get("Retry-After") != "") {
+			t.Errorf("request %d (instance %c): %d, Retry-After %q; want %d", i+1, "abab"[i], resp.StatusCode, resp.Header.Get("Retry-After"), want)
+		}
+	}
+}
+
 // TestActiveTaskQuota: with quotas.max_active_tasks 1, confirming a second
 // task is 429 naming the limit (REST: no Retry-After, since waiting frees
 // no place; MCP: an error result) and leaves it a draft; on both stores.

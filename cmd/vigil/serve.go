@@ -114,8 +114,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	hub := streams.NewHub(backend, streams.HubOptions{Logger: m.Logger})
+	// On Redis every instance counts requests against the same buckets.
+	buckets, _ := backend.(httpapi.Buckets)
 	api := httpapi.New(httpapi.Options{Log: backend, Hub: hub, Memory: mem, Tasks: taskManager, Logger: m.Logger, Heartbeat: m.Config.Server.Heartbeat, Auth: authn, Keys: keys, Assistant: assistant, Metrics: rt.metrics.Handler(), Tools: plugins,
 		RequestsPerMinute:   func(tenant string) int { return limits.For(tenant).RequestsPerMinute },
+		Buckets:             buckets,
 		AuthorizationServer: authorizationServer(m.Config, m.Logger),
 		BaseURL:             m.Config.Server.BaseURL,
 	})

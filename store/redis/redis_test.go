@@ -536,3 +536,32 @@ func BenchmarkReadAll10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(iters*n)/time.Since(start).Seconds(), "events/s")
 }
+
+// TestTake: a bucket of 2 gives two tokens, then names the wait for the
+// next (30 s at 2 a minute, less the time since); buckets are per key, and
+// per deployment prefix.
+func TestTake(t *testing.T) {
+	ctx := context.Background()
+	prefix := redistest.Prefix(t)
+	l, other := open(t, prefix, redis.Options{}), open(t, prefix+"x", redis.Options{})
+	for i := range 3 {
+		wait, err := l.Take(ctx, "key:k1", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 && wait != 0 || i == 2 && (wait < 29*time.Second || wait > 30*time.Second) {
+			t.Errorf("take %d: wait %s; want 0, 0, then about 30s", i+1, wait)
+		}
+	}
+	for _, c := range []struct {
+		l   *redis.Log
+		key string
+	}{{l, "key:k2"}, {other, "key:k1"}} {
+		if wait, err := c.l.Take(ctx, c.key, 2); err != nil || wait != 0 {
+			t.Errorf("another bucket (%s): wait %s, %v; want a token", c.key, wait, err)
+		}
+	}
+	if wait, err := l.Take(ctx, "key:k3", 0); err != nil || wait != 0 {
+		t.Errorf("no quota: %s, %v", wait, err)
+	}
+}
