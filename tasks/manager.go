@@ -53,6 +53,12 @@ type Options struct {
 	// limit. It is asked at every activation, so a changed quota applies
 	// at once; a tenant already over a lowered limit keeps its tasks.
 	MaxActiveTasks func(tenant string) int
+	// LockTenant, if set, holds a lock on tenant shared by every instance
+	// while an activation counts its active tasks and activates, so that
+	// two instances cannot both take a tenant's last free place under
+	// MaxActiveTasks; it returns the function that releases the lock. Nil
+	// serializes a tenant's activations within this Manager only.
+	LockTenant func(ctx context.Context, tenant string) (unlock func(), err error)
 }
 
 // Manager carries out the changes users ask for: it validates, applies the
@@ -81,6 +87,8 @@ type Manager struct {
 	// it) in this process, so that concurrent confirms cannot both take
 	// the last free place under maxActive.
 	activating [64]sync.Mutex
+	// lockTenant is Options.LockTenant.
+	lockTenant func(ctx context.Context, tenant string) (func(), error)
 }
 
 // NewManager returns a Manager.
@@ -88,6 +96,7 @@ func NewManager(opts Options) *Manager {
 	m := &Manager{store: opts.Store, log: opts.Log, now: opts.Now, logger: opts.Logger, managesAll: opts.ManagesAll, readsAll: opts.ReadsAll, sealer: opts.Sealer}
 	m.ownerScopes = opts.OwnerScopes
 	m.maxActive = opts.MaxActiveTasks
+	m.lockTenant = opts.LockTenant
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -501,6 +510,13 @@ func (m *Manager) transition(ctx context.Context, id, action string, from, to St
 		mu := &m.activating[tenantStripe(tenant, len(m.activating))]
 		mu.Lock()
 		defer mu.Unlock()
+		if m.lockTenant != nil {
+			unlock, err := m.lockTenant(ctx, tenant)
+			if err != nil {
+				return Task{}, fmt.Errorf("tasks: lock tenant %s to count its active tasks: %w", tenant, err)
+			}
+			defer unlock()
+		}
 	}
 	for range casAttempts {
 		t, err := m.edit(ctx).Task(ctx, tenant, id)
@@ -555,11 +571,10 @@ func (m *Manager) transition(ctx context.Context, id, action string, from, to St
 // its MaxActiveTasks. It counts through the Store's list of the tenant's
 // active tasks, reading at most limit of them.
 //
-// The count and the activation that follows are not one store step: the
-// Manager serializes a tenant's activations within this process, but two
-// instances (Redis mode) confirming at the same moment may each take the
-// last place, leaving the tenant one task over its limit until it pauses
-// or archives one.
+// The count and the activation that follows are not one store step, so
+// the Manager serializes a tenant's activations: within this process, and
+// across instances with Options.LockTenant (Redis mode). Without it, two
+// instances confirming at the same moment may each take the last place.
 func (m *Manager) checkActive(ctx context.Context, tenant, id, action string, limit int) error {
 	n := 0
 	f := TaskFilter{Status: StatusActive, Limit: min(limit, MaxListLimit)}

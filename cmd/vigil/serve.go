@@ -233,13 +233,24 @@ func newManager(c config.Config, managed tasks.Store, log streams.Log, scopes au
 	if err != nil {
 		return nil, err
 	}
+	var lock func(context.Context, string) (func(), error)
+	if l, ok := log.(tenantLocker); ok {
+		lock = l.LockTenant // Redis: one activation of a tenant at a time, across instances
+	}
 	return tasks.NewManager(tasks.Options{
 		Store: managed, Log: log, Logger: logger,
 		ManagesAll: managesAllTasks, ReadsAll: readsAllTasks,
 		OwnerScopes:    scopes.Of,
 		Sealer:         sealer,
 		MaxActiveTasks: func(tenant string) int { return limits.For(tenant).MaxActiveTasks },
+		LockTenant:     lock,
 	}), nil
+}
+
+// tenantLocker is a store whose tenant locks every instance shares (the
+// Redis store's; tasks.Options.LockTenant).
+type tenantLocker interface {
+	LockTenant(ctx context.Context, tenant string) (func(), error)
 }
 
 // scopeTable returns the role → scopes table: auth's defaults with
