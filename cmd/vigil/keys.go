@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/store"
@@ -71,24 +73,39 @@ func newKeysFlags(name string, stderr io.Writer) *keysFlags {
 }
 
 // open loads the configuration and opens the store it names, as vigil
-// serve would, and returns the key service over it.
-func (f *keysFlags) open(ctx context.Context) (*auth.Keys, func(), error) {
+// serve would, and returns the key service and the audit log over it.
+func (f *keysFlags) open(ctx context.Context) (*auth.Keys, *audit.Recorder, func(), error) {
 	if *f.tenant == "" {
 		fmt.Fprintf(f.fs.Output(), "%s: --tenant is required\n", f.fs.Name())
-		return nil, nil, errUsage
+		return nil, nil, nil, errUsage
 	}
 	cfg, err := config.Load(*f.configPath, os.Environ(), f.over)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	backend, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		if cfg.Store.Driver == config.DriverBolt {
-			return nil, nil, fmt.Errorf("%w (a running vigil serve on %s holds the file: stop it, or use POST /v1/keys)", err, cfg.Store.DataDir)
+			return nil, nil, nil, fmt.Errorf("%w (a running vigil serve on %s holds the file: stop it, or use POST /v1/keys)", err, cfg.Store.DataDir)
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return auth.NewKeys(backend, auth.KeysOptions{}), func() { _ = backend.Close() }, nil
+	return auth.NewKeys(backend, auth.KeysOptions{}), &audit.Recorder{Log: backend}, func() { _ = backend.Close() }, nil
+}
+
+// recordKeyChange appends action (key.create, key.revoke) of key id to
+// the tenant's audit log, as the REST routes do, with the command as the
+// route and the operating system's user as the actor ("cli:alice"). The
+// key is changed already: a failure to record is reported, not undone.
+func recordKeyChange(ctx context.Context, rec *audit.Recorder, tenant, action, id string, stderr io.Writer) {
+	actor := "cli"
+	if u := os.Getenv("USER"); u != "" {
+		actor += ":" + u
+	}
+	e := audit.Entry{Actor: actor, Action: action, Target: id, Outcome: audit.Succeeded, Route: "vigil keys " + strings.TrimPrefix(action, "key.")}
+	if err := rec.Record(vigil.WithTraceID(ctx, vigil.NewTraceID()), tenant, e); err != nil {
+		fmt.Fprintf(stderr, "vigil keys: %s %s done, but not recorded in the audit log: %v\n", action, id, err)
+	}
 }
 
 // roleFlag collects --role, given once per role or as a comma-separated
@@ -120,7 +137,7 @@ func runKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "%s: --role is required (%s)\n", f.fs.Name(), strings.Join(auth.Roles(), ", "))
 		return errUsage
 	}
-	keys, done, err := f.open(ctx)
+	keys, rec, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -133,6 +150,7 @@ func runKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	recordKeyChange(ctx, rec, k.Tenant, "key.create", k.ID, stderr)
 	expires := "never"
 	if !k.ExpiresAt.IsZero() {
 		expires = k.ExpiresAt.Format(time.RFC3339)
@@ -148,7 +166,7 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseOnlyFlags(f.fs, args); err != nil {
 		return err
 	}
-	keys, done, err := f.open(ctx)
+	keys, _, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -191,7 +209,7 @@ func runKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "%s: want one key ID\n", f.fs.Name())
 		return errUsage
 	}
-	keys, done, err := f.open(ctx)
+	keys, rec, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -200,6 +218,7 @@ func runKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := keys.Revoke(ctx, *f.tenant, id); err != nil {
 		return err
 	}
+	recordKeyChange(ctx, rec, *f.tenant, "key.revoke", id, stderr)
 	fmt.Fprintf(stdout, "revoked %s\n", id)
 	return nil
 }

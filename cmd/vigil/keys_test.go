@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/audit"
 	"github.com/vigilhq/vigil/auth"
 	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/redis/redistest"
 	"github.com/vigilhq/vigil/streams"
 )
@@ -239,5 +243,50 @@ func TestConfiguredRoleScopes(t *testing.T) {
 		if resp.StatusCode != 201 || err != nil || !slices.Equal(task.OwnerScopes, tc.want) {
 			t.Errorf("create: %d, owner_scopes %q, %v; want %q", resp.StatusCode, task.OwnerScopes, err, tc.want)
 		}
+	}
+}
+
+// TestKeysAudited: vigil keys create and revoke are recorded in the
+// tenant's audit log, as POST and DELETE /v1/keys are, with the command
+// as the route and the OS user as the actor.
+func TestKeysAudited(t *testing.T) {
+	t.Setenv("USER", "ops")
+	c := testConfig(t)
+	code, out, errOut := vigilKeys(t, "create", "--tenant", "acme", "--role", "admin", "--data", c.Store.DataDir)
+	if code != 0 {
+		t.Fatalf("keys create: exit %d, stderr %s", code, errOut)
+	}
+	admin := lastLine(out)
+	id, _, _ := auth.ParseKey(admin)
+	if code, _, errOut := vigilKeys(t, "create", "--tenant", "acme", "--role", "member", "--data", c.Store.DataDir); code != 0 {
+		t.Fatalf("keys create: exit %d, stderr %s", code, errOut)
+	}
+	if code, _, errOut := vigilKeys(t, "revoke", "--tenant", "acme", "--data", c.Store.DataDir, id); code != 0 || errOut != "" {
+		t.Fatalf("keys revoke: exit %d, stderr %s", code, errOut)
+	}
+
+	backend, err := store.Open(t.Context(), c.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	page, err := (&audit.Recorder{Log: backend}).Read(t.Context(), "acme", streams.ID{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range page.Entries {
+		got = append(got, fmt.Sprintf("%s %s %s by %s via %s", e.Action, e.Outcome, strconv.FormatBool(e.Target == id), e.Actor, e.Route))
+		if len(e.TraceID) != 32 {
+			t.Errorf("entry %s: trace id %q", e.Action, e.TraceID)
+		}
+	}
+	want := []string{
+		"key.create succeeded true by cli:ops via vigil keys create",
+		"key.create succeeded false by cli:ops via vigil keys create",
+		"key.revoke succeeded true by cli:ops via vigil keys revoke",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit log:\n got %q\nwant %q", got, want)
 	}
 }
