@@ -12,15 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/httpapi"
 	"github.com/vigilhq/vigil/memory"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/toolsregistry"
+	"github.com/vigilhq/vigil/toolsregistry/remotetest"
 )
 
 const toolSecret = "ToolSecretMarker-0123456789"
@@ -180,35 +178,6 @@ func TestToolsUnavailable(t *testing.T) {
 	}
 }
 
-const remoteToken = "Bearer RemoteTokenMarker-42"
-
-// calcServer is a remote MCP server, mcp-go over streamable HTTP on a
-// loopback test server, with one tool, add_numbers, answering only
-// requests that carry remoteToken. It is closed when the test ends, after
-// the cleanups registered later (the mounts, whose open streams would
-// hold Close).
-func calcServer(t *testing.T) string {
-	t.Helper()
-	s := server.NewMCPServer("calc", "1.0.0", server.WithToolCapabilities(true))
-	s.AddTool(mcp.NewTool("add_numbers", mcp.WithDescription("Adds a and b."),
-		mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
-		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			a, _ := req.RequireFloat("a")
-			b, _ := req.RequireFloat("b")
-			return mcp.NewToolResultStructured(map[string]float64{"sum": a + b}, fmt.Sprint(a+b)), nil
-		})
-	h := server.NewStreamableHTTPServer(s)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != remoteToken {
-			http.Error(w, "who are you?", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/mcp"
-}
-
 type mountList struct {
 	Tools []struct {
 		Name, Ref string
@@ -229,9 +198,9 @@ type mountList struct {
 // removed alone, and DELETE of the namespace unmounts it. With Redis, a
 // second instance mounts the server too and lists it.
 func TestToolsAPIMountsRemote(t *testing.T) {
-	remote := calcServer(t)
+	remote := remotetest.NewCalc(t).URL
 	body := `{"kind":"mcp","namespace":"calc","description":"A calculator.","url":"` + remote + `",
-		"headers":{"Authorization":"` + remoteToken + `"},"timeout":"5s"}`
+		"headers":{"Authorization":"` + remotetest.Token + `"},"timeout":"5s"}`
 	add := func(reg *toolsregistry.Registry, a, b int) (float64, error) {
 		res, err := reg.Call(context.Background(), toolsregistry.Request{
 			Tenant: vigil.DefaultTenant, Tool: "calc.add_numbers", Args: json.RawMessage(fmt.Sprintf(`{"a":%d,"b":%d}`, a, b)),

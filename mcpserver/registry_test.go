@@ -3,7 +3,6 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/httpapi"
@@ -24,6 +22,7 @@ import (
 	"github.com/vigilhq/vigil/store/redis/redistest"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/toolsregistry"
+	"github.com/vigilhq/vigil/toolsregistry/remotetest"
 )
 
 const pluginSecret = "0123456789abcdef-secret"
@@ -295,39 +294,10 @@ func TestPluginRegistrationAnnounced(t *testing.T) {
 	}
 }
 
-const remoteToken = "Bearer RemoteTokenMarker-42"
-
-// calcRemote starts a remote MCP server, mcp-go over streamable HTTP on a
-// loopback test server, with one tool, add_numbers, answering only
-// requests that carry remoteToken, and returns its endpoint. Start it
-// before the world: it is closed after the world's mounts, whose open
-// streams would hold its Close.
-func calcRemote(t *testing.T) string {
-	t.Helper()
-	s := server.NewMCPServer("calc", "1.0.0", server.WithToolCapabilities(true))
-	s.AddTool(mcp.NewTool("add_numbers", mcp.WithDescription("Adds a and b."),
-		mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
-		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			a, _ := req.RequireFloat("a")
-			b, _ := req.RequireFloat("b")
-			return mcp.NewToolResultStructured(map[string]float64{"sum": a + b}, fmt.Sprint(a+b)), nil
-		})
-	h := server.NewStreamableHTTPServer(s)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != remoteToken {
-			http.Error(w, "who are you?", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ts.Close)
-	return ts.URL + "/mcp"
-}
-
 func mountArgs(url, namespace string) map[string]any {
 	return map[string]any{
 		"kind": "mcp", "namespace": namespace, "url": url, "description": "A calculator.",
-		"headers": map[string]any{"Authorization": remoteToken},
+		"headers": map[string]any{"Authorization": remotetest.Token},
 	}
 }
 
@@ -366,7 +336,7 @@ func listed(t *testing.T, c *client.Client) map[string]mcp.Tool {
 // re-exported, by name over MCP; unregister_tool of the namespace unmounts
 // it, and of one of its tools is refused.
 func TestRegistryMountsRemote(t *testing.T) {
-	url := calcRemote(t)
+	url := remotetest.NewCalc(t).URL
 	w := newWorld(t, nil, nil)
 	w.closeMounts(t, vigil.DefaultTenant)
 	for _, gen := range generations {
@@ -447,7 +417,7 @@ func TestRegistryMountsRemote(t *testing.T) {
 // scope is not callable over MCP when Options.Scopes gives none; an acme
 // viewer (no tasks:write) does not list the tools.
 func TestPluginToolsReexported(t *testing.T) {
-	remote := calcRemote(t)
+	remote := remotetest.NewCalc(t).URL
 	url := plugin(t)
 	w := newWorld(t, func(o *mcpserver.Options) {
 		// Viewers read; everyone else may do everything.

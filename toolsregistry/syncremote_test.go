@@ -10,63 +10,20 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/store/redis"
 	"github.com/vigilhq/vigil/store/redis/redistest"
 	"github.com/vigilhq/vigil/toolsregistry"
+	"github.com/vigilhq/vigil/toolsregistry/remotetest"
 )
-
-const remoteToken = "Bearer RemoteTokenMarker-42"
-
-// calcRemote is a remote MCP server on a loopback test server, with one
-// tool, add_numbers, which answers only requests that carry remoteToken.
-// While down is set it answers 503, as a server that is not up.
-type calcRemote struct {
-	srv  *httptest.Server
-	down atomic.Bool
-}
-
-func newCalcRemote(t *testing.T) *calcRemote {
-	t.Helper()
-	s := server.NewMCPServer("calc", "1.0.0", server.WithToolCapabilities(true))
-	s.AddTool(mcp.NewTool("add_numbers", mcp.WithDescription("Adds a and b."),
-		mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
-		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			a, _ := req.RequireFloat("a")
-			b, _ := req.RequireFloat("b")
-			return mcp.NewToolResultStructured(map[string]float64{"sum": a + b}, fmt.Sprint(a+b)), nil
-		})
-	h := server.NewStreamableHTTPServer(s)
-	rc := &calcRemote{}
-	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case rc.down.Load():
-			http.Error(w, "down", http.StatusServiceUnavailable)
-		case r.Header.Get("Authorization") != remoteToken:
-			http.Error(w, "who are you?", http.StatusUnauthorized)
-		default:
-			h.ServeHTTP(w, r)
-		}
-	}))
-	// Registered first, so run last: after the nodes have closed their
-	// mounts, whose open streams would hold Close.
-	t.Cleanup(rc.srv.Close)
-	return rc
-}
-
-func (rc *calcRemote) url() string { return rc.srv.URL + "/mcp" }
 
 func calcSpec(url string) toolsregistry.PluginSpec {
 	return toolsregistry.PluginSpec{
 		Kind: toolsregistry.PluginMCP, Namespace: "calc", URL: url, Description: "A calculator.",
-		Headers: map[string]string{"Authorization": remoteToken},
+		Headers: map[string]string{"Authorization": remotetest.Token},
 	}
 }
 
@@ -124,11 +81,11 @@ func (n *node) add(t *testing.T, tenant string, a, b int) (float64, error) {
 // it on both nodes.
 func TestSyncMountsRemote(t *testing.T) {
 	ctx := context.Background()
-	rc := newCalcRemote(t)
+	rc := remotetest.NewCalc(t)
 	db := newDB(t)
 	a, b := remoteNode(t, db, -1), remoteNode(t, db, -1)
 
-	mi, err := a.sync.Mount(ctx, "acme", calcSpec(rc.url()))
+	mi, err := a.sync.Mount(ctx, "acme", calcSpec(rc.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +120,7 @@ func TestSyncMountsRemote(t *testing.T) {
 	}
 
 	wantErr(t, a.sync.Unregister(ctx, "acme", "calc.add_numbers"), vigil.Invalid, "unregister calc")
-	_, err = a.sync.Mount(ctx, "acme", calcSpec(rc.url()))
+	_, err = a.sync.Mount(ctx, "acme", calcSpec(rc.URL))
 	wantErr(t, err, vigil.Conflict, "calc")
 	_, err = a.sync.Register(ctx, "acme", spec(syncPlugin(t), "calc.extra"))
 	wantErr(t, err, vigil.Conflict, "namespace calc")
@@ -182,7 +139,7 @@ func TestSyncMountsRemote(t *testing.T) {
 // mounted is refused, naming the field, and that nothing is stored.
 func TestSyncMountChecks(t *testing.T) {
 	ctx := context.Background()
-	rc := newCalcRemote(t)
+	rc := remotetest.NewCalc(t)
 	db := newDB(t)
 	n := remoteNode(t, db, -1)
 	gone := httptest.NewServer(http.NotFoundHandler())
@@ -206,11 +163,11 @@ func TestSyncMountChecks(t *testing.T) {
 		{"no url", "acme", func(s *toolsregistry.PluginSpec) { s.URL = "" }, vigil.Invalid, "url"},
 		{"header name", "acme", func(s *toolsregistry.PluginSpec) { s.Headers = map[string]string{"bad header": "x"} }, vigil.Invalid, "headers"},
 		{"no authorization", "acme", func(s *toolsregistry.PluginSpec) { s.Headers = nil }, vigil.Invalid, "headers"},
-		{"guarded", "acme", func(s *toolsregistry.PluginSpec) { s.URL = strings.Replace(rc.url(), "127.0.0.1", "[::1]", 1) }, vigil.Invalid, "url: refused"},
+		{"guarded", "acme", func(s *toolsregistry.PluginSpec) { s.URL = strings.Replace(rc.URL, "127.0.0.1", "[::1]", 1) }, vigil.Invalid, "url: refused"},
 		{"down", "acme", func(s *toolsregistry.PluginSpec) { s.URL = gone.URL + "/mcp" }, vigil.Unavailable, "cannot connect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := calcSpec(rc.url())
+			s := calcSpec(rc.URL)
 			if tc.edit != nil {
 				tc.edit(&s)
 			}
@@ -224,7 +181,7 @@ func TestSyncMountChecks(t *testing.T) {
 	if len(n.reg.Mounts("acme")) != 0 || len(n.sync.Mounts("acme")) != 0 {
 		t.Fatal("a refused mount is left mounted")
 	}
-	_, err := n.sync.Register(ctx, "acme", toolsregistry.PluginSpec{Kind: toolsregistry.PluginMCP, Name: "calc", URL: rc.url()})
+	_, err := n.sync.Register(ctx, "acme", toolsregistry.PluginSpec{Kind: toolsregistry.PluginMCP, Name: "calc", URL: rc.URL})
 	wantErr(t, err, vigil.Invalid, "kind")
 }
 
@@ -235,7 +192,7 @@ func TestSyncMountChecks(t *testing.T) {
 // on the first.
 func TestSyncRemountsAfterOutage(t *testing.T) {
 	ctx := context.Background()
-	rc := newCalcRemote(t)
+	rc := remotetest.NewCalc(t)
 	prefix := redistest.Prefix(t)
 	openStore := func() toolsregistry.PluginStore {
 		l, err := redis.Open(ctx, redistest.URL(t), redis.Options{Prefix: prefix})
@@ -246,11 +203,11 @@ func TestSyncRemountsAfterOutage(t *testing.T) {
 		return l
 	}
 	a := remoteNode(t, openStore(), -1)
-	if _, err := a.sync.Mount(ctx, "acme", calcSpec(rc.url())); err != nil {
+	if _, err := a.sync.Mount(ctx, "acme", calcSpec(rc.URL)); err != nil {
 		t.Fatal(err)
 	}
 
-	rc.down.Store(true)
+	rc.Down.Store(true)
 	b := remoteNode(t, openStore(), 100*time.Millisecond)
 	eventually(t, "the failed mount listed on b", func() bool {
 		ms := b.sync.Mounts("acme")
@@ -260,7 +217,7 @@ func TestSyncRemountsAfterOutage(t *testing.T) {
 		t.Fatal("b mounted a server that is down")
 	}
 
-	rc.down.Store(false)
+	rc.Down.Store(false)
 	eventually(t, "b mounts calc once the remote is back", func() bool { return b.has("calc.add_numbers") })
 	if sum, err := b.add(t, "acme", 1, 2); err != nil || sum != 3 {
 		t.Fatalf("calc.add_numbers(1, 2) on b: %v, %v", sum, err)
