@@ -183,10 +183,17 @@ func rest(t *testing.T, method, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// announceBound is how long TestPluginRegistrationAnnounced waits for a
+// registration to be announced and callable. The goal is within a second
+// (it takes milliseconds; the test logs the time it took); the bound is
+// looser so that a loaded CI machine under the race detector does not
+// fail it.
+const announceBound = 5 * time.Second
+
 // TestPluginRegistrationAnnounced registers an HTTP tool over REST while
 // session-protocol clients are connected to an MCP server: they get
-// tools/list_changed, and a task's call of the tool works, both within a
-// second. With bolt, REST and MCP share one instance; with Redis they are
+// tools/list_changed, and a task's call of the tool works, both within
+// announceBound (the time is logged). With bolt, REST and MCP share one instance; with Redis they are
 // two instances (own clients, registry and Sync on one prefix), as two
 // `vigil serve` processes are. The reverse works too: register_tool on the
 // MCP instance is listed by GET /v1/tools on the other, and DELETE there
@@ -239,7 +246,7 @@ func TestPluginRegistrationAnnounced(t *testing.T) {
 					if status, answer := rest(t, "POST", restSrv.URL+"/v1/tools", string(body)); status != 201 {
 						t.Fatalf("POST /v1/tools: %d %s", status, answer)
 					}
-					got.wait(t, mcp.MethodNotificationToolsListChanged, time.Second, nil)
+					got.wait(t, mcp.MethodNotificationToolsListChanged, announceBound, nil)
 					for {
 						res, err := w.reg.Call(ctxOf(vigil.DefaultTenant), toolsregistry.Request{
 							Tenant: vigil.DefaultTenant, Tool: name, Args: json.RawMessage(`{"city":"Oslo"}`),
@@ -250,8 +257,8 @@ func TestPluginRegistrationAnnounced(t *testing.T) {
 							}
 							break
 						}
-						if time.Since(start) > time.Second {
-							t.Fatalf("the tool is not callable on the MCP instance 1s after its registration: %v", err)
+						if time.Since(start) > announceBound {
+							t.Fatalf("the tool is not callable on the MCP instance %s after its registration: %v", announceBound, err)
 						}
 						time.Sleep(10 * time.Millisecond)
 					}
@@ -260,13 +267,13 @@ func TestPluginRegistrationAnnounced(t *testing.T) {
 					// register_tool here, listed there.
 					c := w.httpClient(t, gen, clientConfig{})
 					ok(t, callTool(t, c, "register_tool", registerArgs(url, name+"2")), nil)
-					for deadline := time.Now().Add(time.Second); ; {
+					for deadline := time.Now().Add(announceBound); ; {
 						_, list := rest(t, "GET", restSrv.URL+"/v1/tools", "")
 						if strings.Contains(list, `"ref":"`+name+`2@1"`) {
 							break
 						}
 						if time.Now().After(deadline) {
-							t.Fatalf("register_tool's tool is not listed by the REST instance within 1s: %s", list)
+							t.Fatalf("register_tool's tool is not listed by the REST instance within %s: %s", announceBound, list)
 						}
 						time.Sleep(10 * time.Millisecond)
 					}
@@ -276,15 +283,15 @@ func TestPluginRegistrationAnnounced(t *testing.T) {
 					if status, answer := rest(t, "DELETE", restSrv.URL+"/v1/tools/"+name, ""); status != 204 {
 						t.Fatalf("DELETE: %d %s", status, answer)
 					}
-					got.wait(t, mcp.MethodNotificationToolsListChanged, time.Second, func(mcp.JSONRPCNotification) bool {
+					got.wait(t, mcp.MethodNotificationToolsListChanged, announceBound, func(mcp.JSONRPCNotification) bool {
 						return len(got.of(mcp.MethodNotificationToolsListChanged)) > n
 					})
-					for deadline := time.Now().Add(time.Second); ; {
+					for deadline := time.Now().Add(announceBound); ; {
 						if _, err := w.reg.Resolve(vigil.DefaultTenant, name); err != nil {
 							break
 						}
 						if time.Now().After(deadline) {
-							t.Fatal("the tool is still registered on the MCP instance 1s after DELETE")
+							t.Fatalf("the tool is still registered on the MCP instance %s after DELETE", announceBound)
 						}
 						time.Sleep(10 * time.Millisecond)
 					}

@@ -68,6 +68,12 @@ func (in *instance) call(ref string) (*toolsregistry.Result, error) {
 	return in.reg.Call(context.Background(), toolsregistry.Request{Tenant: "acme", Tool: ref, Args: json.RawMessage(`{"city":"Oslo"}`)})
 }
 
+// spreadBound is how long the tests wait for a plugin change to reach
+// the other instance. The goal is within a second (it takes milliseconds;
+// TestPluginsAcrossInstances logs the time); the bound is looser so that a
+// loaded CI machine under the race detector does not fail it.
+const spreadBound = 5 * time.Second
+
 // within polls cond every 10ms, in real time, until it holds or d passes,
 // and returns how long it took.
 func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
@@ -84,8 +90,8 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) time.D
 
 // TestPluginsAcrossInstances runs two instances on one Redis prefix, each
 // with its own clients, registry and Sync. A plugin registered on A is
-// callable on B within a second, signed with its secret; unregistering it
-// on B removes it from A within a second; each instance's registry changes
+// callable on B within spreadBound (the time is logged), signed with its
+// secret; unregistering it on B removes it from A within spreadBound; each instance's registry changes
 // once per change (A's own echo changes nothing); a third instance started
 // later loads what is stored. No key or value in Redis holds the secret in
 // clear.
@@ -117,7 +123,7 @@ func TestPluginsAcrossInstances(t *testing.T) {
 	if _, err := a.call("acme.weather"); err != nil {
 		t.Fatalf("call on the registering instance: %v", err)
 	}
-	took := within(t, time.Second, "the plugin callable on the other instance", func() bool {
+	took := within(t, spreadBound, "the plugin callable on the other instance", func() bool {
 		_, err := b.call("acme.weather@1")
 		return err == nil
 	})
@@ -131,14 +137,14 @@ func TestPluginsAcrossInstances(t *testing.T) {
 	if _, err := a.sync.Register(ctx, "acme", spec); err != nil {
 		t.Fatal(err)
 	}
-	within(t, time.Second, "version 2 on the other instance", func() bool {
+	within(t, spreadBound, "version 2 on the other instance", func() bool {
 		tool, err := b.reg.Resolve("acme", "acme.weather")
 		return err == nil && tool.Version == 2
 	})
 	if err := b.sync.Unregister(ctx, "acme", "acme.weather"); err != nil {
 		t.Fatal(err)
 	}
-	within(t, time.Second, "the unregistration on the registering instance", func() bool {
+	within(t, spreadBound, "the unregistration on the registering instance", func() bool {
 		_, err := a.reg.Resolve("acme", "acme.weather")
 		return vigil.ErrorCode(err) == vigil.NotFound
 	})
