@@ -26,15 +26,12 @@ import (
 // drives the Manager, the scheduler, the queue and the workers; real time
 // is used only to wait, with deadlines, for goroutines.
 type rig struct {
+	driver
 	db       *bolt.DB
 	q        *bolt.Queue
-	clock    *clock
-	m        *tasks.Manager
-	sched    *tasks.Scheduler
 	reg      *toolsregistry.Registry
 	notifier *tasks.Notifier
 	hooks    *receiver
-	ctx      context.Context // acme, user ana
 
 	mu     sync.Mutex
 	price  float64
@@ -44,6 +41,52 @@ type rig struct {
 // hookSecret signs the rig's webhooks.
 const hookSecret = "s3cret-for-tests"
 
+// driver drives a Manager and a Scheduler on a fake clock, as acme's user
+// ana. Both rigs embed it: rig on a bolt file, env on each backend.
+type driver struct {
+	store tasks.Store
+	clock *clock
+	m     *tasks.Manager
+	sched *tasks.Scheduler
+	ctx   context.Context // acme, user ana
+}
+
+// active creates and confirms a task.
+func (d *driver) active(t *testing.T, s tasks.Spec) tasks.Task {
+	t.Helper()
+	task, err := d.m.Create(d.ctx, s)
+	if err != nil {
+		t.Fatalf("Create(%s): %v", s.Title, err)
+	}
+	if task, err = d.m.Confirm(d.ctx, task.ID); err != nil {
+		t.Fatalf("Confirm(%s): %v", s.Title, err)
+	}
+	return task
+}
+
+// tickAt sets the clock to at and runs one scheduler pass.
+func (d *driver) tickAt(t *testing.T, at time.Time) tasks.TickReport {
+	t.Helper()
+	d.clock.Set(at)
+	rep, err := d.sched.Tick(d.ctx)
+	if err != nil {
+		t.Fatalf("Tick at %s: %v", at.Format(time.TimeOnly), err)
+	}
+	return rep
+}
+
+// waitRun waits until the run has status st and returns it.
+func (d *driver) waitRun(t *testing.T, runID string, st tasks.RunStatus) tasks.Run {
+	t.Helper()
+	var run tasks.Run
+	waitFor(t, fmt.Sprintf("run %s to be %s", runID, st), func() bool {
+		var err error
+		run, err = d.store.Run(d.ctx, "acme", runID)
+		return err == nil && run.Status == st
+	})
+	return run
+}
+
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "vigil.db"), bolt.Options{})
@@ -51,7 +94,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() }) // runs last: workers stop first
-	r := &rig{db: db, clock: &clock{now: t0}}
+	r := &rig{db: db, driver: driver{store: db, clock: &clock{now: t0}}}
 	r.q = bolt.NewQueue(db, bolt.QueueOptions{Now: r.clock.Now})
 	r.m = tasks.NewManager(tasks.Options{Store: &tasks.DispatchStore{Store: db, Queue: r.q}, Log: db, Now: r.clock.Now})
 	r.sched = tasks.NewScheduler(tasks.SchedulerOptions{Store: db, Queue: r.q, Log: db, Now: r.clock.Now})
@@ -146,30 +189,6 @@ func (r *rig) workerCtx(t *testing.T, ctx context.Context, mod func(*tasks.Worke
 	return w
 }
 
-// active creates and confirms a task.
-func (r *rig) active(t *testing.T, s tasks.Spec) tasks.Task {
-	t.Helper()
-	task, err := r.m.Create(r.ctx, s)
-	if err != nil {
-		t.Fatalf("Create(%s): %v", s.Title, err)
-	}
-	if task, err = r.m.Confirm(r.ctx, task.ID); err != nil {
-		t.Fatalf("Confirm(%s): %v", s.Title, err)
-	}
-	return task
-}
-
-// tickAt sets the clock to at and runs one scheduler pass.
-func (r *rig) tickAt(t *testing.T, at time.Time) tasks.TickReport {
-	t.Helper()
-	r.clock.Set(at)
-	rep, err := r.sched.Tick(r.ctx)
-	if err != nil {
-		t.Fatalf("Tick at %s: %v", at.Format(time.TimeOnly), err)
-	}
-	return rep
-}
-
 // advance moves the clock and wakes the queue's waiting claims, which
 // measure delays in real time.
 func (r *rig) advance(d time.Duration) {
@@ -198,18 +217,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// waitRun waits until the run has status st and returns it.
-func (r *rig) waitRun(t *testing.T, runID string, st tasks.RunStatus) tasks.Run {
-	t.Helper()
-	var run tasks.Run
-	waitFor(t, fmt.Sprintf("run %s to be %s", runID, st), func() bool {
-		var err error
-		run, err = r.db.Run(r.ctx, "acme", runID)
-		return err == nil && run.Status == st
-	})
-	return run
 }
 
 // waitRuns waits until the task has n runs, all with status st.

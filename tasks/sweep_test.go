@@ -23,15 +23,11 @@ import (
 // DispatchStore), and a Scheduler on the backend's own queue. One clock
 // the test sets drives them all.
 type env struct {
-	store tasks.Store
+	driver
 	log   streams.Log
 	queue tasks.Queue // the backend's queue
 	q     *flakyQueue // the Manager's: queue with faults on demand
-	clock *clock
-	m     *tasks.Manager
-	sched *tasks.Scheduler
 	reg   *toolsregistry.Registry
-	ctx   context.Context // acme, user ana
 }
 
 // backends opens an env over each backend: a bolt file and a Redis prefix.
@@ -61,7 +57,7 @@ var backends = []struct {
 func eachBackend(t *testing.T, test func(t *testing.T, e *env)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			e := &env{clock: &clock{now: t0}}
+			e := &env{driver: driver{clock: &clock{now: t0}}}
 			e.store, e.log, e.queue = b.open(t, e.clock.Now)
 			e.q = &flakyQueue{Queue: e.queue}
 			e.m = tasks.NewManager(tasks.Options{Store: &tasks.DispatchStore{Store: e.store, Queue: e.q}, Log: e.log, Now: e.clock.Now})
@@ -98,30 +94,6 @@ func (e *env) worker(t *testing.T) {
 	})
 }
 
-// active creates and confirms a task.
-func (e *env) active(t *testing.T, s tasks.Spec) tasks.Task {
-	t.Helper()
-	task, err := e.m.Create(e.ctx, s)
-	if err != nil {
-		t.Fatalf("Create(%s): %v", s.Title, err)
-	}
-	if task, err = e.m.Confirm(e.ctx, task.ID); err != nil {
-		t.Fatalf("Confirm(%s): %v", s.Title, err)
-	}
-	return task
-}
-
-// tickAt sets the clock to at and runs one scheduler pass.
-func (e *env) tickAt(t *testing.T, at time.Time) tasks.TickReport {
-	t.Helper()
-	e.clock.Set(at)
-	rep, err := e.sched.Tick(e.ctx)
-	if err != nil {
-		t.Fatalf("Tick at %s: %v", at.Format(time.TimeOnly), err)
-	}
-	return rep
-}
-
 // sweepAt sets the clock to at and sweeps.
 func (e *env) sweepAt(t *testing.T, at time.Time) tasks.SweepReport {
 	t.Helper()
@@ -140,18 +112,6 @@ func (e *env) run(t *testing.T, id string) tasks.Run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
-}
-
-// waitRun waits until the run has status st.
-func (e *env) waitRun(t *testing.T, id string, st tasks.RunStatus) tasks.Run {
-	t.Helper()
-	var r tasks.Run
-	waitFor(t, "run "+id+" to be "+string(st), func() bool {
-		var err error
-		r, err = e.store.Run(e.ctx, "acme", id)
-		return err == nil && r.Status == st
-	})
 	return r
 }
 
