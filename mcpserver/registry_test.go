@@ -65,11 +65,7 @@ func TestRegistryTools(t *testing.T) {
 		t.Run(gen, func(t *testing.T) {
 			// A second client of the same generation, idle, is told of the
 			// change.
-			watcher := w.httpClient(t, gen, clientConfig{})
-			got := listen(watcher)
-			if gen == modern {
-				subscribe(t, watcher, got, true, "")
-			}
+			got := w.toolsWatcher(t, gen)
 
 			c := w.httpClient(t, gen, clientConfig{})
 			name := "acme.temp_" + map[string]string{legacy: "s", modern: "m"}[gen]
@@ -231,11 +227,7 @@ func TestPluginRegistrationAnnounced(t *testing.T) {
 
 			for _, gen := range generations {
 				t.Run(gen, func(t *testing.T) {
-					watcher := w.httpClient(t, gen, clientConfig{})
-					got := listen(watcher)
-					if gen == modern {
-						subscribe(t, watcher, got, true, "")
-					}
+					got := w.toolsWatcher(t, gen)
 					name := "acme.rest_" + map[string]string{legacy: "s", modern: "m"}[gen]
 					body, err := json.Marshal(registerArgs(url, name))
 					if err != nil {
@@ -348,11 +340,7 @@ func TestRegistryMountsRemote(t *testing.T) {
 	w.closeMounts(t, vigil.DefaultTenant)
 	for _, gen := range generations {
 		t.Run(gen, func(t *testing.T) {
-			watcher := w.httpClient(t, gen, clientConfig{})
-			got := listen(watcher)
-			if gen == modern {
-				subscribe(t, watcher, got, true, "")
-			}
+			got := w.toolsWatcher(t, gen)
 			c := w.httpClient(t, gen, clientConfig{})
 			ns := "calc_" + map[string]string{legacy: "s", modern: "m"}[gen]
 			tool := ns + ".add_numbers"
@@ -509,4 +497,17 @@ func TestPluginToolsReexported(t *testing.T) {
 			heardB.none(t, mcp.MethodNotificationToolsListChanged, 300*time.Millisecond)
 		})
 	}
+}
+
+// toolsWatcher connects an idle client of generation gen that listens for
+// tools/list_changed (a 2026-07-28 client opts in on its listen stream),
+// and returns what it hears.
+func (w *world) toolsWatcher(t *testing.T, gen string) *notes {
+	t.Helper()
+	watcher := w.httpClient(t, gen, clientConfig{})
+	got := listen(watcher)
+	if gen == modern {
+		subscribe(t, watcher, got, true, "")
+	}
+	return got
 }
