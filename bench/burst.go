@@ -731,6 +731,22 @@ func (s *watchedStore) UpdateRun(ctx context.Context, r tasks.Run, from tasks.Ru
 	return err
 }
 
+// UpdateRunThreaded implements tasks.ThreadedRunUpdater, so that the
+// workers write a run and its events as they would on the backend itself:
+// in one call when the backend has it, else in two, which is what the
+// worker does on ErrUnsupported.
+func (s *watchedStore) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Run, from tasks.RunStatus, thread string, evs []streams.Event) error {
+	u, ok := s.BurstBackend.(tasks.ThreadedRunUpdater)
+	if !ok {
+		return fmt.Errorf("bench: %T cannot update a run with its thread: %w", s.BurstBackend, errors.ErrUnsupported)
+	}
+	err := u.UpdateRunThreaded(ctx, log, r, from, thread, evs)
+	if err == nil && (r.Status == tasks.RunSucceeded || r.Status == tasks.RunFailed) {
+		s.w.finish(r.ID)
+	}
+	return err
+}
+
 // RunTask implements tasks.RunTaskReader, so that the workers read a run
 // and its task as they would on the backend itself: in one call when the
 // backend has it, else with Run and Task, which is what the worker does

@@ -19,9 +19,11 @@
 //	                                   └─ RunNow, Retry, Ingest: CreateRun ──(DispatchStore)──▶ Queue
 //	Scheduler ──Store.Due──▶ check entry against task ──▶ CreateRun (slot key) ──▶ Queue.Enqueue ──▶ AdvanceNext
 //	Worker ──Queue.Claim (lease)──▶ UpdateRun queued→running ──▶ Executor.Execute(run, Reporter)
-//	       Reporter: events ──▶ the task's thread; Checkpoint ──▶ UpdateRun running→running
-//	       success: text/done ──▶ thread, Notifier ──▶ webhooks, Then ──▶ chained runs,
-//	                UpdateRun running→succeeded, Queue.Ack
+//	       Reporter: events wait (≤ 25 ms) for the next update; Checkpoint ──▶ UpdateRun running→running
+//	       success: Notifier ──▶ webhooks, Then ──▶ chained runs,
+//	                UpdateRun running→succeeded + text/done, Queue.Ack
+//	       (each UpdateRun carries the events since the last, and its task_status event:
+//	       one write with a ThreadedRunUpdater)
 //	       failure: Classify ──▶ retry at once | retrying + Queue.Release(backoff) | failed (dead letter) + Ack
 //
 // The Manager validates a change (Spec.Validate, chain cycles, the state

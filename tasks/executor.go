@@ -38,7 +38,9 @@ type Executor interface {
 // safe for use by one goroutine at a time.
 type Reporter interface {
 	// Emit appends events of the run (tool_call, tool_result, text, …) to
-	// its task's thread.
+	// its task's thread, in order. The worker's Reporter sends them with
+	// the run's next update or within 25 ms, whichever is first, so an
+	// error is the payloads' own (invalid data); a failed append is logged.
 	Emit(ctx context.Context, ps ...streams.Payload) error
 	// Checkpoint records that step (0 for the first) finished, with state
 	// (any JSON, nil for none) for resuming after it: the run's

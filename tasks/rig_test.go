@@ -251,7 +251,8 @@ func (r *rig) waitUnleased(t *testing.T) tasks.QueueStats {
 	return st
 }
 
-// events returns the task thread's events of type typ.
+// events returns the task thread's events of type typ, or all of them
+// for "".
 func (r *rig) events(t *testing.T, task tasks.Task, typ string) []streams.Event {
 	t.Helper()
 	page, err := streams.ReadAll(r.ctx, r.db, "acme", task.ThreadID, streams.ID{}, 1000)
@@ -260,7 +261,7 @@ func (r *rig) events(t *testing.T, task tasks.Task, typ string) []streams.Event 
 	}
 	var out []streams.Event
 	for _, e := range page.Events {
-		if e.Type == typ {
+		if typ == "" || e.Type == typ {
 			out = append(out, e)
 		}
 	}

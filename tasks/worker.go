@@ -527,17 +527,75 @@ func (k *keeper) ensure(ctx context.Context) error {
 	return k.extend(ctx)
 }
 
+// flushAfter is the longest an event of a run waits in its execution's
+// pending list before it is appended on its own.
+const flushAfter = 25 * time.Millisecond
+
 // execution is one run in a worker's hands; it is the executor's Reporter.
+//
+// The events of a run wait in pending, at most flushAfter, for the run's
+// next update, and travel with it: in one store write when the Store is a
+// ThreadedRunUpdater. A run that calls a quick tool and succeeds so makes
+// two writes, running and succeeded, each with its events, where it made
+// one per event and one per update. Readers of the thread see the events
+// in the order they were emitted, at most flushAfter later.
 type execution struct {
 	w   *Worker
 	k   *keeper
 	th  thread
 	run Run
+
+	mu      sync.Mutex // held over each write of pending, so that writes keep their order
+	pending []streams.Event
+	timer   *time.Timer // flushes pending, set while it is not empty
 }
 
-// Emit implements Reporter.
+// Emit implements Reporter: the events join pending. An error is one of
+// the payloads' (invalid data); the append's own are logged.
 func (x *execution) Emit(ctx context.Context, ps ...streams.Payload) error {
-	return x.th.emit(ctx, ps...)
+	if x.th.log == nil || x.th.id == "" || len(ps) == 0 {
+		return nil
+	}
+	evs, err := x.th.events(ctx, ps...)
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.pending = append(x.pending, evs...)
+	if x.timer == nil {
+		ctx := context.WithoutCancel(ctx)
+		x.timer = time.AfterFunc(flushAfter, func() { x.flush(ctx) })
+	}
+	return nil
+}
+
+// flush appends the pending events now.
+func (x *execution) flush(ctx context.Context) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.appendPending(ctx)
+}
+
+// appendPending appends pending in a write of its own; x.mu is held. The
+// events report what has happened, so the append outlives a cancelled ctx.
+func (x *execution) appendPending(ctx context.Context) {
+	x.stopTimer()
+	if len(x.pending) == 0 {
+		return
+	}
+	evs := x.pending
+	x.pending = nil
+	if _, err := x.th.log.Append(context.WithoutCancel(ctx), x.th.tenant, x.th.id, evs); err != nil {
+		x.w.logger.ErrorContext(ctx, "tasks: run events not appended to the thread", "run", x.run.ID, "events", len(evs), "err", err)
+	}
+}
+
+func (x *execution) stopTimer() {
+	if x.timer != nil {
+		x.timer.Stop()
+		x.timer = nil
+	}
 }
 
 // Checkpoint implements Reporter.
@@ -556,14 +614,16 @@ func (x *execution) Checkpoint(ctx context.Context, step int, state json.RawMess
 }
 
 // update writes next over the run if its status is still from, after
-// checking the lease, and keeps next as the run; with to set it appends
-// the task_status event from → to. A run that changed under the worker
-// (cancelled, deleted) is errRunGone.
+// checking the lease, and keeps next as the run; the pending events go
+// with it and, with to set, the task_status event from → to. A run that
+// changed under the worker (cancelled, deleted) is errRunGone.
 func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) error {
 	if err := x.k.ensure(ctx); err != nil {
 		return err
 	}
-	err := x.w.store.UpdateRun(ctx, next, from)
+	x.mu.Lock()
+	err := x.write(ctx, next, from, to)
+	x.mu.Unlock()
 	switch vigil.ErrorCode(err) {
 	case "":
 	case vigil.Conflict, vigil.NotFound:
@@ -572,10 +632,42 @@ func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) er
 		return err
 	}
 	x.run = next
-	if to != "" {
-		x.th.status(ctx, from, to)
-	}
 	return nil
+}
+
+// write is update's store write; x.mu is held. With a ThreadedRunUpdater
+// it is one write, else the pending events, the update, and the status
+// event one after the other. Pending events are appended whether or not
+// the update succeeds (they report what happened); the status event only
+// when it does.
+func (x *execution) write(ctx context.Context, next Run, from, to RunStatus) error {
+	var status []streams.Event
+	if to != "" && x.th.log != nil && x.th.id != "" {
+		var err error
+		status, err = x.th.events(ctx, streams.TaskStatus{TaskID: x.th.taskID, RunID: x.th.runID, From: string(from), To: string(to)})
+		if err != nil {
+			return err
+		}
+	}
+	if u, ok := x.w.store.(ThreadedRunUpdater); ok && x.th.log != nil && x.th.id != "" {
+		evs := append(slices.Clip(x.pending), status...)
+		err := u.UpdateRunThreaded(ctx, x.th.log, next, from, x.th.id, evs)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			if err == nil {
+				x.pending = nil
+			}
+			x.appendPending(ctx)
+			return err
+		}
+	}
+	x.appendPending(ctx)
+	err := x.w.store.UpdateRun(ctx, next, from)
+	if err == nil && len(status) > 0 {
+		if _, aerr := x.th.log.Append(context.WithoutCancel(ctx), x.th.tenant, x.th.id, status); aerr != nil {
+			x.w.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", x.th.taskID, "run", x.th.runID, "from", from, "to", to, "err", aerr)
+		}
+	}
+	return err
 }
 
 // process carries claim k through the run's lifecycle.
@@ -617,6 +709,7 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 	x := &execution{w: w, k: k, run: r, th: thread{
 		log: w.log, logger: w.logger, now: w.now, tenant: r.Tenant, id: t.ThreadID, taskID: r.TaskID, runID: r.ID,
 	}}
+	defer x.flush(ctx) // what no update carried, such as events after a lost lease
 	if err := x.start(ctx, c); err != nil {
 		if !w.settle(ctx, x, err) {
 			w.logger.ErrorContext(ctx, "tasks: run not started", "run", r.ID, "err", err)
@@ -747,7 +840,7 @@ func (x *execution) start(ctx context.Context, c Claim) error {
 			next := r
 			next.StartedAt, next.UpdatedAt = now, now
 			if err = x.update(ctx, next, RunRunning, ""); err == nil {
-				_ = x.th.emit(ctx, streams.Status{Phase: streams.PhaseThinking, Detail: "taken over from a worker that stopped while running it"})
+				_ = x.Emit(ctx, streams.Status{Phase: streams.PhaseThinking, Detail: "taken over from a worker that stopped while running it"})
 				return nil
 			}
 		default:
@@ -835,7 +928,7 @@ func (w *Worker) succeed(ctx context.Context, x *execution, out Outcome) {
 			ps = append(ps, streams.Text{MessageID: fmt.Sprintf("%s.a%d", x.run.ID, x.run.Attempt), Text: out.Summary})
 		}
 		ps = append(ps, streams.Done{Summary: clip(out.Summary, 500), Status: streams.OutcomeSucceeded})
-		if err := x.th.emit(ctx, ps...); err != nil {
+		if err := x.Emit(ctx, ps...); err != nil {
 			w.logger.ErrorContext(ctx, "tasks: result not appended to the thread", "run", x.run.ID, "err", err)
 		}
 		w.notify(ctx, x, final, out.Summary)
@@ -859,7 +952,7 @@ func (w *Worker) fail(ctx context.Context, x *execution, cause error, class Erro
 		return
 	}
 	summary := fmt.Sprintf("%s failed: %s", x.run.Spec.Title, final.Error)
-	err := x.th.emit(ctx,
+	err := x.Emit(ctx,
 		streams.Error{Code: "run_failed", Message: clip(final.Error, 2000), Retryable: false},
 		streams.Done{Summary: clip(summary, 500), Status: streams.OutcomeFailed})
 	if err != nil {
@@ -887,9 +980,10 @@ func (w *Worker) notify(ctx context.Context, x *execution, final Run, summary st
 	if w.notifier == nil || len(final.Spec.Notify) == 0 {
 		return
 	}
+	x.flush(ctx) // the thread hears of the outcome before the webhooks' retries
 	if err := w.notifier.Notify(ctx, final.Spec.Notify, notificationOf(final, summary)); err != nil {
 		w.logger.WarnContext(ctx, "tasks: webhook not delivered", "run", final.ID, "err", err)
-		_ = x.th.emit(ctx, streams.Warning{Code: "webhook_failed", Message: clip("a webhook was not told of this run: "+err.Error(), 1000)})
+		_ = x.Emit(ctx, streams.Warning{Code: "webhook_failed", Message: clip("a webhook was not told of this run: "+err.Error(), 1000)})
 	}
 }
 

@@ -576,3 +576,61 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("5 runs at 20 per second took %s; want at least 200ms", d)
 	}
 }
+
+// twoWrites is a Store without tasks.ThreadedRunUpdater: the worker writes
+// a run's update and its events one after the other.
+type twoWrites struct{ tasks.Store }
+
+// TestRunEventsOnThread: a run's events reach its thread in the order they
+// were emitted, those emitted while a step runs without waiting for the
+// step to end (they wait at most a flush interval for the run's next
+// update), whether the store writes an update and its events in one step
+// or in two.
+func TestRunEventsOnThread(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		store func(r *rig) tasks.Store
+	}{
+		{"OneWrite", func(r *rig) tasks.Store { return r.db }},
+		{"TwoWrites", func(r *rig) tasks.Store { return twoWrites{r.db} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			g := newGate("s1")
+			r.tool(t, "gated", g.handler(r))
+			task := r.active(t, tasks.Spec{Title: "one step", Kind: tasks.KindOneShot, Trigger: tasks.Trigger{At: t0.Add(time.Hour)},
+				Steps: []tasks.Step{{Tool: "gated", Args: map[string]any{"name": "s1"}}}})
+			r.worker(t, func(o *tasks.WorkerOptions) { o.Store = c.store(r) })
+			run, err := r.m.RunNow(r.ctx, task.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.wait(t, "s1")
+			// The step is blocked: its tool_call is on the thread all the same.
+			deadline := time.Now().Add(5 * time.Second)
+			for len(r.events(t, task, streams.TypeToolCall)) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("no tool_call event on the thread while the step runs")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			g.open("s1")
+			r.waitRun(t, run.ID, tasks.RunSucceeded)
+			var got []string
+			for _, e := range r.events(t, task, "") {
+				if e.RunID != run.ID {
+					continue
+				}
+				typ := e.Type
+				if p, err := streams.Decode[streams.TaskStatus](e); err == nil {
+					typ += " " + p.From + ">" + p.To
+				}
+				got = append(got, typ)
+			}
+			want := "task_status >queued, task_status queued>running, tool_call, tool_result, text, done, task_status running>succeeded"
+			if strings.Join(got, ", ") != want {
+				t.Errorf("the run's events:\n got %s\nwant %s", strings.Join(got, ", "), want)
+			}
+		})
+	}
+}

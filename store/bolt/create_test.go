@@ -64,3 +64,9 @@ func BenchmarkCreateThreadedTask(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 }
+
+func TestThreadedRunUpdater(t *testing.T) {
+	storetest.ThreadedRunUpdater(t, func(t *testing.T) storetest.RunThreadStore {
+		return open(t, filepath.Join(t.TempDir(), "vigil.db"), bolt.Options{})
+	})
+}

@@ -51,8 +51,9 @@ import (
 // one loser of a race does not fail, and re-run, the transaction it shares.
 
 var (
-	_ tasks.Store           = (*DB)(nil)
-	_ tasks.ThreadedCreator = (*DB)(nil)
+	_ tasks.Store              = (*DB)(nil)
+	_ tasks.ThreadedCreator    = (*DB)(nil)
+	_ tasks.ThreadedRunUpdater = (*DB)(nil)
 )
 
 // Bucket names of the tasks domain.
@@ -634,38 +635,75 @@ func (db *DB) UpdateRun(ctx context.Context, r tasks.Run, from tasks.RunStatus) 
 		return err
 	}
 	return db.batch(ctx, "update run", r.ID, func(tx *bbolt.Tx, failed *error) error {
-		b, err := tenantUpdate(tx, r.Tenant, false)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			*failed = runNotFound(r.ID)
-			return nil
-		}
-		cur, ok, err := getRun(b, r.ID)
-		if err != nil {
-			return err
-		}
-		switch {
-		case !ok:
-			*failed = runNotFound(r.ID)
-			return nil
-		case cur.TaskID != r.TaskID || !cur.Slot.Equal(r.Slot):
-			*failed = vigil.FieldError("task_id", "run %s belongs to task %s at slot %s; its task and slot cannot change",
-				r.ID, cur.TaskID, cur.Slot.UTC().Format(time.RFC3339Nano))
-			return nil
-		case cur.Status != from:
-			*failed = vigil.Errorf(vigil.Conflict, "run %s is %s, not %s", r.ID, cur.Status, from)
-			return nil
-		}
-		next := r
-		next.CreatedAt = cur.CreatedAt
-		v, err := json.Marshal(next)
-		if err != nil {
-			return err
-		}
-		return b.run.Put([]byte(r.ID), v)
+		return updateRun(tx, r, from, failed)
 	})
+}
+
+// UpdateRunThreaded implements tasks.ThreadedRunUpdater: the run's update
+// and the append of evs in one write, in a transaction shared with the
+// other writes of its group commit. log must be db itself.
+func (db *DB) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Run, from tasks.RunStatus, thread string, evs []streams.Event) error {
+	if own, ok := log.(*DB); !ok || own != db {
+		return fmt.Errorf("store/bolt: update run %s: threads in %T: %w", r.ID, log, errors.ErrUnsupported)
+	}
+	if err := checkIDs("tenant", r.Tenant, "id", r.ID, "thread_id", thread); err != nil {
+		return err
+	}
+	vals, err := encodeEvents(evs)
+	if err != nil {
+		return wrap("update run", r.ID, err)
+	}
+	err = db.write(ctx, waitKey(r.Tenant, thread), func(tx *bbolt.Tx, ms uint64, failed *error) error {
+		if err := updateRun(tx, r, from, failed); err != nil || *failed != nil || len(vals) == 0 {
+			return err
+		}
+		ref, err := findThread(tx, r.Tenant, thread)
+		if vigil.ErrorCode(err) == vigil.NotFound {
+			return nil // the task went with its thread; the run's update stands
+		}
+		if err != nil {
+			return err
+		}
+		_, err = db.appendTo(ref, vals, ms)
+		return err
+	})
+	return wrap("update run", r.ID, err)
+}
+
+// updateRun is UpdateRun's write in tx: a failure of the request's own
+// sets *failed, having written nothing.
+func updateRun(tx *bbolt.Tx, r tasks.Run, from tasks.RunStatus, failed *error) error {
+	b, err := tenantUpdate(tx, r.Tenant, false)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		*failed = runNotFound(r.ID)
+		return nil
+	}
+	cur, ok, err := getRun(b, r.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		*failed = runNotFound(r.ID)
+		return nil
+	case cur.TaskID != r.TaskID || !cur.Slot.Equal(r.Slot):
+		*failed = vigil.FieldError("task_id", "run %s belongs to task %s at slot %s; its task and slot cannot change",
+			r.ID, cur.TaskID, cur.Slot.UTC().Format(time.RFC3339Nano))
+		return nil
+	case cur.Status != from:
+		*failed = vigil.Errorf(vigil.Conflict, "run %s is %s, not %s", r.ID, cur.Status, from)
+		return nil
+	}
+	next := r
+	next.CreatedAt = cur.CreatedAt
+	v, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	return b.run.Put([]byte(r.ID), v)
 }
 
 // ListRuns implements tasks.Store.

@@ -16,16 +16,21 @@ import (
 
 // This file implements tasks.ThreadedCreator: a new task, its thread and
 // the thread's first event in one script, one round trip, where
-// CreateThread, CreateTask and Append take three.
+// CreateThread, CreateTask and Append take three; and
+// tasks.ThreadedRunUpdater: a run's update and its events in one script
+// where UpdateRun and Append take two.
 //
-// The script touches a thread's keys (hash tag {<tenant>/<thread>}) and a
+// The scripts touch a thread's keys (hash tag {<tenant>/<thread>}) and a
 // tenant's task keys (hash tag {<tenant>}), which Redis Cluster puts in
 // different slots. It therefore runs only on a single Redis (a
 // *goredis.Client, standalone or through Sentinel); on any other client
 // CreateThreadedTask answers errors.ErrUnsupported and the Manager makes
 // the three writes one by one, each within one slot as before.
 
-var _ tasks.ThreadedCreator = (*Log)(nil)
+var (
+	_ tasks.ThreadedCreator    = (*Log)(nil)
+	_ tasks.ThreadedRunUpdater = (*Log)(nil)
+)
 
 // createThreadedScript creates a thread, a task and the thread's first
 // event, or nothing.
@@ -59,11 +64,8 @@ return {1, id}
 // must be l itself, and l's client a single Redis (see above).
 func (l *Log) CreateThreadedTask(ctx context.Context, log streams.Log, th streams.Thread, t tasks.Task, ev streams.Event) (streams.ID, error) {
 	what := "create task " + t.ID
-	if own, ok := log.(*Log); !ok || own != l {
-		return streams.ID{}, tasksFail(what, fmt.Errorf("threads in %T: %w", log, errors.ErrUnsupported))
-	}
-	if _, single := l.client.(*goredis.Client); !single {
-		return streams.ID{}, tasksFail(what, fmt.Errorf("%T spans hash slots: %w", l.client, errors.ErrUnsupported))
+	if err := l.ownThreads(log); err != nil {
+		return streams.ID{}, tasksFail(what, err)
 	}
 	if err := checkIDs(th.Tenant, th.ID); err != nil {
 		return streams.ID{}, tasksFail(what, err)
@@ -116,4 +118,52 @@ func (l *Log) CreateThreadedTask(ctx context.Context, log streams.Log, th stream
 	default:
 		return streams.ID{}, tasksFail(what, vigil.Errorf(vigil.Conflict, "task %s already exists", t.ID))
 	}
+}
+
+// ownThreads returns nil if log is l itself on a single Redis, where one
+// script may touch a thread's keys and a tenant's task keys, else an error
+// matching errors.ErrUnsupported.
+func (l *Log) ownThreads(log streams.Log) error {
+	if own, ok := log.(*Log); !ok || own != l {
+		return fmt.Errorf("threads in %T: %w", log, errors.ErrUnsupported)
+	}
+	if _, single := l.client.(*goredis.Client); !single {
+		return fmt.Errorf("%T spans hash slots: %w", l.client, errors.ErrUnsupported)
+	}
+	return nil
+}
+
+// updateRunThreadedScript is updateRunScript followed, when the update
+// succeeded and the thread exists, by appendScript's append.
+//
+// KEYS[1] run hash, KEYS[2] thread meta, KEYS[3] thread stream.
+// ARGV[1..5] as updateRunScript's; ARGV[6..8] and ARGV[9..] as
+// appendScript's ARGV[1..3] and ARGV[4..].
+// Returns what updateRunScript returns.
+var updateRunThreadedScript = goredis.NewScript(appendLua + updateRunLua + `
+if redis.call('EXISTS', KEYS[2]) == 1 then append(KEYS[2], KEYS[3], ARGV[6], ARGV[7], ARGV[8], 9) end
+return {1}
+`)
+
+// UpdateRunThreaded implements tasks.ThreadedRunUpdater with one script.
+// log must be l itself, and l's client a single Redis (see above).
+func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Run, from tasks.RunStatus, thread string, evs []streams.Event) error {
+	what := "update run " + r.ID
+	if err := l.ownThreads(log); err != nil {
+		return tasksFail(what, err)
+	}
+	if err := tasksCheckIDs("tenant", r.Tenant, "id", r.ID); err != nil {
+		return tasksFail(what, err)
+	}
+	tkeys, targs, err := l.appendCall(r.Tenant, thread, evs)
+	if err != nil {
+		return err
+	}
+	js, err := encodeRun(r)
+	if err != nil {
+		return tasksFail(what, err)
+	}
+	res, err := l.runScript(ctx, updateRunThreadedScript, append([]string{l.runKey(r.Tenant, r.ID)}, tkeys...),
+		append(updateRunArgs(r, from, js), targs...)...).Result()
+	return updateRunResult(r, from, res, err)
 }

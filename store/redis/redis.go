@@ -378,32 +378,42 @@ func (l *Log) Thread(ctx context.Context, tenant, id string) (streams.Thread, er
 // other events take the first's ms with the next sequences, so that one
 // append's IDs are consecutive even when the server's clock ticks during
 // the script.
-var appendScript = goredis.NewScript(`
+var appendScript = goredis.NewScript(appendLua + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local ids = {}
-if #ARGV < 4 then return ids end
-local id = '*'
-if ARGV[1] ~= '' then id = ARGV[1] .. '-*' end
-local first = redis.pcall('XADD', KEYS[2], id, 'e', ARGV[4])
-if type(first) == 'table' and first.err then
-  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
-  if id == '*' or not top then return redis.error_reply(first.err) end
-  first = redis.call('XADD', KEYS[2], string.match(top[1], '^%d+') .. '-*', 'e', ARGV[4])
-end
-ids[1] = first
-id = string.match(first, '^%d+') .. '-*'
-for i = 5, #ARGV do
-  ids[#ids + 1] = redis.call('XADD', KEYS[2], id, 'e', ARGV[i])
-end
-local maxlen, slack = tonumber(ARGV[2]), tonumber(ARGV[3])
-local n = redis.call('XLEN', KEYS[2])
-if n - maxlen >= slack then
-  local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', n - maxlen)
-  redis.call('XTRIM', KEYS[2], 'MAXLEN', maxlen)
-  redis.call('HSET', KEYS[1], 'trimmed', old[#old][1])
-end
-return ids
+return append(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], 4)
 `)
+
+// appendLua defines the Lua function append(meta, stream, clock, maxlen,
+// slack, first), the body of appendScript, which the scripts that write a
+// thread with something else (updateRunThreadedScript) share: it appends
+// ARGV[first..] as appendScript describes and returns their IDs.
+const appendLua = `
+local function append(meta, stream, clock, maxlen, slack, first)
+  local ids = {}
+  if #ARGV < first then return ids end
+  local id = '*'
+  if clock ~= '' then id = clock .. '-*' end
+  local ev = redis.pcall('XADD', stream, id, 'e', ARGV[first])
+  if type(ev) == 'table' and ev.err then
+    local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+    if id == '*' or not top then return redis.error_reply(ev.err) end
+    ev = redis.call('XADD', stream, string.match(top[1], '^%d+') .. '-*', 'e', ARGV[first])
+  end
+  ids[1] = ev
+  id = string.match(ev, '^%d+') .. '-*'
+  for i = first + 1, #ARGV do
+    ids[#ids + 1] = redis.call('XADD', stream, id, 'e', ARGV[i])
+  end
+  maxlen, slack = tonumber(maxlen), tonumber(slack)
+  local n = redis.call('XLEN', stream)
+  if n - maxlen >= slack then
+    local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', n - maxlen)
+    redis.call('XTRIM', stream, 'MAXLEN', maxlen)
+    redis.call('HSET', meta, 'trimmed', old[#old][1])
+  end
+  return ids
+end
+`
 
 // header is the part of a stored envelope that encoding/json writes; Data
 // is spliced in after it verbatim (see encode).

@@ -637,14 +637,19 @@ func (l *Log) Run(ctx context.Context, tenant, id string) (tasks.Run, error) {
 // ARGV[4] new status, ARGV[5] json.
 // Returns {1} if updated, {0} if the run is missing, {2, task, slot} if its
 // identity differs, {3, status} if its status does.
-var updateRunScript = goredis.NewScript(`
+var updateRunScript = goredis.NewScript(updateRunLua + `
+return {1}
+`)
+
+// updateRunLua is updateRunScript but for its last line: the
+// compare-and-set that updateRunThreadedScript shares.
+const updateRunLua = `
 local cur = redis.call('HMGET', KEYS[1], 'task', 'slot', 'status')
 if not cur[1] then return {0} end
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return {2, cur[1], cur[2]} end
 if cur[3] ~= ARGV[3] then return {3, cur[3]} end
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'json', ARGV[5])
-return {1}
-`)
+`
 
 // UpdateRun replaces the run with one compare-and-set script on its status
 // (and a check of its task and slot); CreatedAt is kept.
@@ -657,8 +662,22 @@ func (l *Log) UpdateRun(ctx context.Context, r tasks.Run, from tasks.RunStatus) 
 	if err != nil {
 		return tasksFail(what, err)
 	}
-	res, err := l.runScript(ctx, updateRunScript, []string{l.tasksBase(r.Tenant) + "run:" + r.ID},
-		r.TaskID, taskInstant(r.Slot), string(from), string(r.Status), js).Result()
+	res, err := l.runScript(ctx, updateRunScript, []string{l.runKey(r.Tenant, r.ID)}, updateRunArgs(r, from, js)...).Result()
+	return updateRunResult(r, from, res, err)
+}
+
+func (l *Log) runKey(tenant, id string) string { return l.tasksBase(tenant) + "run:" + id }
+
+// updateRunArgs returns updateRunScript's arguments for writing r, encoded
+// as js, over a run whose status is from.
+func updateRunArgs(r tasks.Run, from tasks.RunStatus, js []byte) []any {
+	return []any{r.TaskID, taskInstant(r.Slot), string(from), string(r.Status), js}
+}
+
+// updateRunResult reads updateRunScript's reply (or error) for r as
+// UpdateRun's error.
+func updateRunResult(r tasks.Run, from tasks.RunStatus, res any, err error) error {
+	what := "update run " + r.ID
 	if err != nil {
 		return wrap(what, err)
 	}
