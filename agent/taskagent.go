@@ -26,7 +26,8 @@ import (
 const (
 	// DefaultTaskMaxSteps is how many model turns a run may take.
 	DefaultTaskMaxSteps = 16
-	// DefaultTaskDeadline bounds one attempt of a run.
+	// DefaultTaskDeadline bounds one attempt of a run whose context has
+	// no deadline of its own.
 	DefaultTaskDeadline = 10 * time.Minute
 	// DefaultTaskMaxState bounds the JSON of a checkpoint's conversation.
 	DefaultTaskMaxState = 256 << 10
@@ -83,8 +84,12 @@ type TaskAgentOptions struct {
 	// included; a run that still calls tools at the last one fails.
 	// Default DefaultTaskMaxSteps.
 	MaxSteps int
-	// Deadline bounds one attempt of a run; a run that passes it fails
-	// permanently. Default DefaultTaskDeadline.
+	// Deadline bounds one attempt of a run whose context has no deadline
+	// of its own; a run that passes it fails permanently. A deadline on
+	// the context, such as the one the worker sets from its tenant's max
+	// run duration (tasks.WorkerOptions.MaxRunDuration), governs instead,
+	// longer or shorter, and its owner says what passing it means.
+	// Default DefaultTaskDeadline.
 	Deadline time.Duration
 	// MaxState bounds a checkpoint's conversation, in bytes of JSON:
 	// older tool results are elided, then older turns dropped, to stay
@@ -195,14 +200,20 @@ func NewTaskAgent(opts TaskAgentOptions) (*TaskAgent, error) {
 	return a, nil
 }
 
-// Execute implements tasks.Executor.
+// Execute implements tasks.Executor. The attempt ends at ctx's deadline
+// or, when ctx has none, after the agent's Deadline: a tenant's max run
+// duration reaches the agent as the deadline of ctx, so it is honoured
+// even when it is longer than the Deadline.
 func (a *TaskAgent) Execute(ctx context.Context, r tasks.Run, rep tasks.Reporter) (tasks.Outcome, error) {
 	if vigil.TraceID(ctx) == "" {
 		ctx = vigil.WithTraceID(ctx, tasks.RunTraceID(r.ID))
 	}
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, a.deadline)
-	defer cancel()
+	if _, bounded := ctx.Deadline(); !bounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.deadline)
+		defer cancel()
+	}
 	held, err := a.scopes(ctx, r)
 	if err != nil {
 		return tasks.Outcome{}, fmt.Errorf("agent: run %s: %w", r.ID, err)
