@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/toolsregistry"
 )
 
 // Config is the whole configuration of a Vigil process. Each section is a
@@ -84,6 +85,20 @@ type Scheduler struct {
 	// renewal: another instance takes over at most this long after the
 	// holder dies.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
+
+	// SweepEvery is how often the dispatching scheduler sweeps: it walks
+	// the whole store (on Redis, a SCAN of the deployment's keys) to
+	// enqueue again the queued runs that lost their queue item, and to
+	// archive the one-shot tasks whose slot is behind them. A sweep starts
+	// on a tick, so it is at least Tick.
+	SweepEvery time.Duration `yaml:"sweep_every"`
+
+	// SweepAfter is how long a run must have been queued, without an
+	// update, before a sweep enqueues it again. A run is stored, then
+	// enqueued a round trip later, and the scheduler's own runs are
+	// repaired by its next tick; so it is at least a second and at least
+	// Tick, lest sweeps race the runs their creators are still enqueueing.
+	SweepAfter time.Duration `yaml:"sweep_after"`
 }
 
 // Retry configures the retries of failed runs. Transient errors (a dropped
@@ -111,6 +126,39 @@ type Tools struct {
 	// addresses only, which keeps loopback, private and cloud metadata
 	// addresses out of a tool's reach.
 	Allow []string `yaml:"allow"`
+
+	// Weather, Price and News say where the built-in domain tools of
+	// those names send their requests: the public services by default, or
+	// a mirror, a proxy or a test server speaking the same API. A server
+	// on a private or loopback address must be in Allow too.
+	Weather WeatherTool `yaml:"weather"`
+	Price   PriceTool   `yaml:"price"`
+	News    NewsTool    `yaml:"news"`
+}
+
+// WeatherTool configures the weather tool, which reads Open-Meteo's two
+// APIs. Each URL is the base that /v1/search or /v1/forecast is appended
+// to. A password in a URL is masked when the config is logged.
+type WeatherTool struct {
+	// GeocodingURL serves /v1/search, which finds a city.
+	GeocodingURL string `yaml:"geocoding_url" secret:"url"`
+
+	// ForecastURL serves /v1/forecast, which gives a place's weather.
+	ForecastURL string `yaml:"forecast_url" secret:"url"`
+}
+
+// PriceTool configures the price tool.
+type PriceTool struct {
+	// URL is the base of Yahoo Finance's chart API (or one like it):
+	// /v8/finance/chart/{symbol} is appended to it.
+	URL string `yaml:"url" secret:"url"`
+}
+
+// NewsTool configures the news tool.
+type NewsTool struct {
+	// URL is the RSS feed of the top stories, and URL/search?q= the feed
+	// of a topic, as Google News RSS serves them.
+	URL string `yaml:"url" secret:"url"`
 }
 
 // LLM configures the model behind the main agent and the task agent. With
@@ -366,16 +414,23 @@ func defaults() Config {
 			StopTimeout:       10 * time.Second,
 		},
 		Scheduler: Scheduler{
-			Enabled:  true,
-			Tick:     500 * time.Millisecond,
-			Batch:    1000,
-			Grace:    time.Minute,
-			LeaseTTL: 15 * time.Second,
+			Enabled:    true,
+			Tick:       500 * time.Millisecond,
+			Batch:      1000,
+			Grace:      time.Minute,
+			LeaseTTL:   15 * time.Second,
+			SweepEvery: 5 * time.Minute,
+			SweepAfter: time.Minute,
 		},
 		Retry: Retry{
 			Transient:     3,
 			Backoff:       []string{"10s", "20s", "40s"},
 			JitterPercent: 20,
+		},
+		Tools: Tools{ // the public services, as toolsregistry names them
+			Weather: WeatherTool{GeocodingURL: toolsregistry.DefaultGeocodingURL, ForecastURL: toolsregistry.DefaultWeatherURL},
+			Price:   PriceTool{URL: toolsregistry.DefaultPriceURL},
+			News:    NewsTool{URL: toolsregistry.DefaultNewsURL},
 		},
 		LLM: LLM{Timeout: 30 * time.Second},
 		Quotas: Quotas{

@@ -43,11 +43,17 @@ func TestDefault(t *testing.T) {
 			Mode: "none", StreamTokenTTL: 5 * time.Minute,
 			JWT: JWT{Leeway: 30 * time.Second, TenantClaim: "tenant", UserClaim: "sub", RolesClaim: "roles"},
 		},
-		Workers:   Workers{Embedded: true, Concurrency: 16, TenantConcurrency: 4, Lease: 30 * time.Second, StopTimeout: 10 * time.Second},
-		Scheduler: Scheduler{Enabled: true, Tick: 500 * time.Millisecond, Batch: 1000, Grace: time.Minute, LeaseTTL: 15 * time.Second},
-		Retry:     Retry{Transient: 3, Backoff: []string{"10s", "20s", "40s"}, JitterPercent: 20},
-		LLM:       LLM{Timeout: 30 * time.Second},
-		Quotas:    Quotas{RequestsPerMinute: 600, ToolCallsPerMinute: 120, MaxActiveTasks: 10, MaxRunDuration: 30 * time.Minute},
+		Workers: Workers{Embedded: true, Concurrency: 16, TenantConcurrency: 4, Lease: 30 * time.Second, StopTimeout: 10 * time.Second},
+		Scheduler: Scheduler{Enabled: true, Tick: 500 * time.Millisecond, Batch: 1000, Grace: time.Minute, LeaseTTL: 15 * time.Second,
+			SweepEvery: 5 * time.Minute, SweepAfter: time.Minute},
+		Retry: Retry{Transient: 3, Backoff: []string{"10s", "20s", "40s"}, JitterPercent: 20},
+		Tools: Tools{
+			Weather: WeatherTool{GeocodingURL: "https://geocoding-api.open-meteo.com", ForecastURL: "https://api.open-meteo.com"},
+			Price:   PriceTool{URL: "https://query1.finance.yahoo.com"},
+			News:    NewsTool{URL: "https://news.google.com/rss"},
+		},
+		LLM:    LLM{Timeout: 30 * time.Second},
+		Quotas: Quotas{RequestsPerMinute: 600, ToolCallsPerMinute: 120, MaxActiveTasks: 10, MaxRunDuration: 30 * time.Minute},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v\nwant %+v", got, want)
@@ -262,6 +268,47 @@ func TestValidate(t *testing.T) {
 		{"scheduler numbers", func(c *Config) { c.Scheduler.Tick, c.Scheduler.Batch = time.Hour, 0 }, []string{
 			`scheduler.tick: want from 10ms to 1m, got 1h0m0s`,
 			`scheduler.batch: want from 1 to 10000, got 0`,
+		}},
+		{"sweep settings", func(c *Config) { c.Scheduler.SweepEvery, c.Scheduler.SweepAfter = time.Second, time.Second }, nil},
+		{"sweep settings at a long tick", func(c *Config) {
+			c.Scheduler.Tick, c.Scheduler.SweepEvery, c.Scheduler.SweepAfter = 30*time.Second, 30*time.Second, 30*time.Second
+		}, nil},
+		{"sweep numbers", func(c *Config) { c.Scheduler.SweepEvery, c.Scheduler.SweepAfter = 0, 500*time.Millisecond }, []string{
+			`scheduler.sweep_every: must be positive, got 0s`,
+			`scheduler.sweep_after: want at least 1s (1s, and at least scheduler.tick): a shorter wait races the enqueueing of new runs; got 500ms`,
+		}},
+		{"negative sweep after", func(c *Config) { c.Scheduler.SweepAfter = -time.Minute }, []string{
+			`scheduler.sweep_after: want at least 1s (1s, and at least scheduler.tick): a shorter wait races the enqueueing of new runs; got -1m0s`,
+		}},
+		{"sweeps shorter than the tick", func(c *Config) {
+			c.Scheduler.Tick, c.Scheduler.SweepEvery, c.Scheduler.SweepAfter = 2*time.Second, time.Second, time.Second
+		}, []string{
+			`scheduler.sweep_every: want at least scheduler.tick (2s), since sweeps start on ticks; got 1s`,
+			`scheduler.sweep_after: want at least 2s (1s, and at least scheduler.tick): a shorter wait races the enqueueing of new runs; got 1s`,
+		}},
+		{"sweeps beside an invalid tick", func(c *Config) { c.Scheduler.Tick = time.Hour },
+			[]string{`scheduler.tick: want from 10ms to 1m, got 1h0m0s`}},
+		{"tool urls elsewhere", func(c *Config) {
+			c.Tools.Weather = WeatherTool{GeocodingURL: "http://127.0.0.1:8080", ForecastURL: "https://mirror.corp.example/open-meteo/"}
+			c.Tools.Price.URL = "https://proxy.corp.example:8443/yahoo"
+			c.Tools.News.URL = "https://feeds:s3cret@news.corp.example/rss"
+		}, nil},
+		{"tool urls", func(c *Config) {
+			c.Tools.Weather = WeatherTool{GeocodingURL: "geocoding-api.open-meteo.com", ForecastURL: "ftp://api.open-meteo.com"}
+			c.Tools.Price.URL = ""
+			c.Tools.News.URL = "https://news.google.com/rss?hl=en"
+		}, []string{
+			`tools.weather.geocoding_url: want an absolute http or https URL, got "geocoding-api.open-meteo.com"`,
+			`tools.weather.forecast_url: want an absolute http or https URL, got "ftp://api.open-meteo.com"`,
+			`tools.price.url: want an absolute http or https URL, got ""`,
+			`tools.news.url: want a URL without a query or fragment (the tool adds its own), got "https://news.google.com/rss?hl=en"`,
+		}},
+		{"tool url password not echoed", func(c *Config) {
+			c.Tools.News.URL = "https://feeds:hunter2@news.corp.example/rss#top"
+			c.Tools.Price.URL = "http://u:hunter2@[::1"
+		}, []string{
+			`tools.price.url: want an absolute http or https URL, got "xxxxx"`,
+			`tools.news.url: want a URL without a query or fragment (the tool adds its own), got "https://feeds:xxxxx@news.corp.example/rss#top"`,
 		}},
 		{"retry backoff", func(c *Config) { c.Retry.Backoff = []string{"10s", "soon"} },
 			[]string{`retry.backoff: wait 2: want a duration from 1ms to 24h such as 10s, got "soon"`}},
@@ -783,6 +830,108 @@ func TestRedacted(t *testing.T) {
 		if !reflect.DeepEqual(r, c) {
 			t.Errorf("Redacted changed more than the secret: %+v", r)
 		}
+	}
+}
+
+// TestSweepAndToolKeys sets the scheduler's sweep and the domain tools'
+// URLs from a file and from the environment, as an operator does, and
+// checks that bad values are refused naming the key or the variable.
+func TestSweepAndToolKeys(t *testing.T) {
+	path := writeFile(t, `
+scheduler:
+  sweep_every: 2m
+  sweep_after: 90s
+tools:
+  allow: [10.0.0.5]
+  weather:
+    geocoding_url: http://10.0.0.5:8080/geo
+    forecast_url: http://10.0.0.5:8080/forecast
+  price:
+    url: https://quotes.corp.example
+  news:
+    url: https://news.corp.example/rss
+`)
+	c, err := Load(path, nil, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTools := Tools{
+		Allow:   []string{"10.0.0.5"},
+		Weather: WeatherTool{GeocodingURL: "http://10.0.0.5:8080/geo", ForecastURL: "http://10.0.0.5:8080/forecast"},
+		Price:   PriceTool{URL: "https://quotes.corp.example"},
+		News:    NewsTool{URL: "https://news.corp.example/rss"},
+	}
+	if c.Scheduler.SweepEvery != 2*time.Minute || c.Scheduler.SweepAfter != 90*time.Second || !reflect.DeepEqual(c.Tools, wantTools) {
+		t.Errorf("from the file: scheduler %+v, tools %+v", c.Scheduler, c.Tools)
+	}
+
+	c, err = Load(path, []string{
+		"VIGIL_SCHEDULER_SWEEP_EVERY=10m", "VIGIL_SCHEDULER_SWEEP_AFTER=3m",
+		"VIGIL_TOOLS_WEATHER_GEOCODING_URL=https://geo.mirror.example",
+		"VIGIL_TOOLS_WEATHER_FORECAST_URL=https://forecast.mirror.example",
+		"VIGIL_TOOLS_PRICE_URL=https://quotes.mirror.example/yahoo",
+		"VIGIL_TOOLS_NEWS_URL=https://news.mirror.example/rss",
+	}, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTools = Tools{
+		Allow:   []string{"10.0.0.5"},
+		Weather: WeatherTool{GeocodingURL: "https://geo.mirror.example", ForecastURL: "https://forecast.mirror.example"},
+		Price:   PriceTool{URL: "https://quotes.mirror.example/yahoo"},
+		News:    NewsTool{URL: "https://news.mirror.example/rss"},
+	}
+	if c.Scheduler.SweepEvery != 10*time.Minute || c.Scheduler.SweepAfter != 3*time.Minute || !reflect.DeepEqual(c.Tools, wantTools) {
+		t.Errorf("env over the file: scheduler %+v, tools %+v", c.Scheduler, c.Tools)
+	}
+
+	for _, tt := range []struct {
+		name string
+		file string
+		env  []string
+		want []string
+	}{
+		{"not a duration", "", []string{"VIGIL_SCHEDULER_SWEEP_EVERY=5"},
+			[]string{`VIGIL_SCHEDULER_SWEEP_EVERY: want a duration such as 15s or 1m30s for scheduler.sweep_every, got "5"`}},
+		{"too short, from the environment", "", []string{"VIGIL_SCHEDULER_SWEEP_AFTER=10ms", "VIGIL_TOOLS_PRICE_URL=quotes.example"}, []string{
+			`scheduler.sweep_after: want at least 1s (1s, and at least scheduler.tick): a shorter wait races the enqueueing of new runs; got 10ms`,
+			`tools.price.url: want an absolute http or https URL, got "quotes.example"`,
+		}},
+		{"too short, from the file", "scheduler:\n  tick: 5s\n  sweep_every: 1s\ntools:\n  weather:\n    forecast_url: \"\"\n", nil, []string{
+			`scheduler.sweep_every: want at least scheduler.tick (5s), since sweeps start on ticks; got 1s`,
+			`tools.weather.forecast_url: want an absolute http or https URL, got ""`,
+		}},
+		{"unknown key", "", []string{"VIGIL_TOOLS_WEATHER_URL=https://x.example"},
+			[]string{"VIGIL_TOOLS_WEATHER_URL: unknown variable; tools has no such key"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			_, err := Load(path, tt.env, Overrides{})
+			if got := messages(t, err); !slices.Equal(got, tt.want) {
+				t.Errorf("Load:\n got  %q\n want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRedactedToolURLs: a password in a domain tool's URL (a mirror
+// behind basic authentication) is masked when the config is logged.
+func TestRedactedToolURLs(t *testing.T) {
+	c := Default()
+	c.Tools.Weather.GeocodingURL = "https://geo:hunter2@mirror.example/geo"
+	c.Tools.News.URL = "https://feeds:hunter2@news.example/rss"
+	r := c.Redacted()
+	if r.Tools.Weather.GeocodingURL != "https://geo:xxxxx@mirror.example/geo" || r.Tools.News.URL != "https://feeds:xxxxx@news.example/rss" ||
+		r.Tools.Weather.ForecastURL != c.Tools.Weather.ForecastURL || r.Tools.Price.URL != c.Tools.Price.URL {
+		t.Errorf("Redacted tools = %+v", r.Tools)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c)
+	if strings.Contains(buf.String(), "hunter2") || !strings.Contains(buf.String(), `"price":{"url":"https://query1.finance.yahoo.com"}`) {
+		t.Errorf("log %s", buf.String())
 	}
 }
 

@@ -51,7 +51,8 @@
 // # Secrets
 //
 // Fields tagged secret (the password of store.redis.url, memory.key,
-// auth.stream_secret, auth.jwt.hs256_secret) are masked by Redacted and by
-// LogValue, so a Config can be logged as it is:
+// auth.stream_secret, auth.jwt.hs256_secret, and any password in the URLs
+// of the domain tools, tools.weather, tools.price and tools.news) are
+// masked by Redacted and by LogValue, so a Config can be logged as it is:
 // slog.Info("starting", "config", cfg).
 package config

@@ -265,6 +265,22 @@ func (c Config) validateExecution(bad func(string, string, ...any)) {
 	if s.LeaseTTL < time.Second {
 		bad("scheduler.lease_ttl", "want at least 1s, got %s", s.LeaseTTL)
 	}
+	// A sweep starts on a tick, and must not enqueue again the runs whose
+	// creators are still enqueueing them (see Scheduler.SweepAfter). An
+	// invalid tick is reported above, and not compared with.
+	tick := s.Tick
+	if tick < 10*time.Millisecond || tick > time.Minute {
+		tick = 0
+	}
+	switch {
+	case s.SweepEvery <= 0:
+		bad("scheduler.sweep_every", "must be positive, got %s", s.SweepEvery)
+	case s.SweepEvery < tick:
+		bad("scheduler.sweep_every", "want at least scheduler.tick (%s), since sweeps start on ticks; got %s", tick, s.SweepEvery)
+	}
+	if floor := max(time.Second, tick); s.SweepAfter < floor {
+		bad("scheduler.sweep_after", "want at least %s (1s, and at least scheduler.tick): a shorter wait races the enqueueing of new runs; got %s", floor, s.SweepAfter)
+	}
 
 	r := c.Retry
 	if r.Transient < 0 || r.Transient > 10 {
@@ -280,6 +296,16 @@ func (c Config) validateExecution(bad func(string, string, ...any)) {
 	for _, a := range c.Tools.Allow {
 		if strings.TrimSpace(a) == "" {
 			bad("tools.allow", "an empty entry; want an address, a prefix or a host name")
+		}
+	}
+	for _, u := range []struct{ field, value string }{
+		{"tools.weather.geocoding_url", c.Tools.Weather.GeocodingURL},
+		{"tools.weather.forecast_url", c.Tools.Weather.ForecastURL},
+		{"tools.price.url", c.Tools.Price.URL},
+		{"tools.news.url", c.Tools.News.URL},
+	} {
+		if err := checkBaseURL(u.value); err != "" {
+			bad(u.field, "%s", err)
 		}
 	}
 
@@ -299,6 +325,21 @@ func (c Config) validateExecution(bad func(string, string, ...any)) {
 		}
 	}
 	positive(bad, "llm.timeout", l.Timeout)
+}
+
+// checkBaseURL returns what is wrong with s as the base URL of a domain
+// tool's API, or "": it must be an absolute http or https URL, and have
+// no query or fragment, since the tool appends a path and sets the query.
+// The URL is quoted with its password masked.
+func checkBaseURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return "want an absolute http or https URL, got " + strconv.Quote(redactURL(s))
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "want a URL without a query or fragment (the tool adds its own), got " + strconv.Quote(u.Redacted())
+	}
+	return ""
 }
 
 // Backoffs returns Backoff as durations: each positive, at most a day, at

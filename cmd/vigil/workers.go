@@ -63,7 +63,7 @@ func newParts(ctx context.Context, c config.Config, backend store.Backend, logge
 	if err != nil {
 		return parts{}, err
 	}
-	registry, err := newRegistry(c.Tools.Allow, c.Quotas, logger)
+	registry, err := newRegistry(c.Tools, c.Quotas, logger)
 	if err != nil {
 		return parts{}, err
 	}
@@ -100,6 +100,7 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 		rt.sched = tasks.NewScheduler(tasks.SchedulerOptions{
 			Store: backend, Queue: exec.Queue, Log: backend, Logger: logger, Lease: exec.Lease,
 			Tick: c.Scheduler.Tick, Batch: c.Scheduler.Batch, Grace: c.Scheduler.Grace, LeaseTTL: c.Scheduler.LeaseTTL,
+			SweepEvery: c.Scheduler.SweepEvery, SweepAfter: c.Scheduler.SweepAfter,
 			Observer: rt.metrics,
 		})
 	}
@@ -206,17 +207,23 @@ func (rt *taskRuntime) Stop(ctx context.Context) error {
 
 // newRegistry returns the process's tools registry with the built-in tools:
 // one registry, shared by the task workers and MCP, so a tool registered
-// over MCP is one a task can call. allow is tools.allow: what http_get may
-// reach although it is not public. quotas.tool_calls_per_minute caps the
-// tool calls of each user of a tenant (a task run's calls are its owner's).
-func newRegistry(allow []string, quotas config.Quotas, logger *slog.Logger) (*toolsregistry.Registry, error) {
+// over MCP is one a task can call. tools.allow is what http_get and the
+// domain tools may reach although it is not public, and tools.weather,
+// tools.price and tools.news the servers of the domain tools.
+// quotas.tool_calls_per_minute caps the tool calls of each user of a
+// tenant (a task run's calls are its owner's).
+func newRegistry(tools config.Tools, quotas config.Quotas, logger *slog.Logger) (*toolsregistry.Registry, error) {
 	limits, err := quotas.Limits()
 	if err != nil {
 		return nil, err
 	}
 	reg := toolsregistry.New(toolsregistry.Options{Logger: logger,
 		UserRate: func(tenant string) int { return limits.For(tenant).ToolCallsPerMinute }})
-	builtins, err := toolsregistry.Builtins(toolsregistry.BuiltinOptions{Guard: toolsregistry.GuardOptions{Allow: allow}})
+	builtins, err := toolsregistry.Builtins(toolsregistry.BuiltinOptions{
+		Guard:        toolsregistry.GuardOptions{Allow: tools.Allow},
+		GeocodingURL: tools.Weather.GeocodingURL, WeatherURL: tools.Weather.ForecastURL,
+		PriceURL: tools.Price.URL, NewsURL: tools.News.URL,
+	})
 	if err != nil {
 		return nil, err
 	}
