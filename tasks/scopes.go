@@ -35,11 +35,15 @@ func (m *Manager) recordScopes(ctx context.Context, t *Task) {
 }
 
 // RunScopes returns a function that gives the scopes of a run's tool
-// calls, for StepExecutorOptions.Scopes and the task agent: it reads the
-// run's task from s and returns its Task.Scopes. A task that is gone is
+// calls, for StepExecutorOptions.Scopes and the task agent: it returns the
+// Task.Scopes of the run's task, the one the Worker read when it took the
+// run (it travels in ctx), else reads it from s. A task that is gone is
 // vigil.NotFound; any other failure is the Store's error.
 func RunScopes(s Store) func(context.Context, Run) ([]string, error) {
 	return func(ctx context.Context, r Run) ([]string, error) {
+		if t, ok := ctx.Value(runTaskKey{}).(*Task); ok && t.Tenant == r.Tenant && t.ID == r.TaskID {
+			return t.Scopes(), nil
+		}
 		t, err := s.Task(ctx, r.Tenant, r.TaskID)
 		if err != nil {
 			return nil, fmt.Errorf("tasks: the scopes of run %s: %w", r.ID, err)
@@ -66,4 +70,13 @@ func scopeList(held []string) string {
 		return "none"
 	}
 	return strings.Join(held, ", ")
+}
+
+// runTaskKey keys the task of the run a Worker executes in the run's
+// context, as the worker read it when it took the run, so that RunScopes
+// does not read it again.
+type runTaskKey struct{}
+
+func withRunTask(ctx context.Context, t *Task) context.Context {
+	return context.WithValue(ctx, runTaskKey{}, t)
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/auth"
@@ -160,5 +162,38 @@ func TestOwnerScopesRecorded(t *testing.T) {
 	}
 	if got := (tasks.Task{}).Scopes(); !slices.Equal(got, []string{"*"}) {
 		t.Errorf("a task without recorded scopes holds %q, want *", got)
+	}
+}
+
+// taskReads is a Store that counts its Task calls.
+type taskReads struct {
+	tasks.Store
+	n atomic.Int32
+}
+
+func (s *taskReads) Task(ctx context.Context, tenant, id string) (tasks.Task, error) {
+	s.n.Add(1)
+	return s.Store.Task(ctx, tenant, id)
+}
+
+// TestRunScopesReadOnce: the step executor takes the owner's scopes from
+// the task the worker read when it took the run, rather than reading the
+// task again.
+func TestRunScopesReadOnce(t *testing.T) {
+	r := newRig(t)
+	reads := &taskReads{Store: r.db}
+	task := r.active(t, tasks.Spec{Title: "echo", Kind: tasks.KindOneShot, Trigger: tasks.Trigger{At: t0.Add(time.Hour)},
+		Steps: []tasks.Step{{Tool: "echo", Args: map[string]any{"x": 1}}}})
+	r.worker(t, func(o *tasks.WorkerOptions) {
+		o.Store = reads // no RunTaskReader: the worker reads the run, then its task
+		o.Executor = tasks.NewStepExecutor(tasks.StepExecutorOptions{Registry: r.reg, Store: reads})
+	})
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitRun(t, run.ID, tasks.RunSucceeded)
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("the task was read %d times for one run, want once (by the worker)", n)
 	}
 }

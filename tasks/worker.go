@@ -706,6 +706,7 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 		w.releaseIfHeld(ctx, k, w.tenWait)
 		return
 	}
+	ctx = withRunTask(ctx, t)
 	x := &execution{w: w, k: k, run: r, th: thread{
 		log: w.log, logger: w.logger, now: w.now, tenant: r.Tenant, id: t.ThreadID, taskID: r.TaskID, runID: r.ID,
 	}}
