@@ -81,6 +81,16 @@ func threadEvents(t *testing.T, s RunThreadStore, th string) []streams.Event {
 	return page.Events
 }
 
+// wantUnchanged fails unless run r is as runThread made it and its
+// thread has no events.
+func wantUnchanged(t *testing.T, s RunThreadStore, r tasks.Run) {
+	t.Helper()
+	checkSame(t, "run", mustGetRun(t, s, r.Tenant, r.ID), r)
+	if evs := threadEvents(t, s, "th_"+r.TaskID); len(evs) != 0 {
+		t.Errorf("thread has %d events, want none", len(evs))
+	}
+}
+
 func testRunThreadUpdates(t *testing.T, s RunThreadStore) {
 	ctx := t.Context()
 	r := runThread(t, s)
@@ -138,10 +148,7 @@ func testRunThreadConflict(t *testing.T, s RunThreadStore) {
 	if vigil.ErrorCode(err) != vigil.Conflict {
 		t.Fatalf("UpdateRunThreaded from a status the run is not in: err %v, want conflict", err)
 	}
-	checkSame(t, "run after the conflict", mustGetRun(t, s, r.Tenant, r.ID), r)
-	if evs := threadEvents(t, s, "th_"+r.TaskID); len(evs) != 0 {
-		t.Errorf("thread has %d events after the conflict, want none", len(evs))
-	}
+	wantUnchanged(t, s, r)
 }
 
 func testRunThreadMissingRun(t *testing.T, s RunThreadStore) {
@@ -196,10 +203,7 @@ func testRunThreadInvalid(t *testing.T, s RunThreadStore) {
 			if err := s.UpdateRunThreaded(ctx, s, c.run, tasks.RunQueued, c.thread, c.evs); vigil.ErrorCode(err) != vigil.Invalid {
 				t.Fatalf("err %v, want invalid", err)
 			}
-			checkSame(t, "run", mustGetRun(t, s, r.Tenant, r.ID), r)
-			if evs := threadEvents(t, s, th); len(evs) != 0 {
-				t.Errorf("thread has %d events, want none", len(evs))
-			}
+			wantUnchanged(t, s, r)
 		})
 	}
 }
@@ -213,10 +217,7 @@ func testRunThreadOtherLog(t *testing.T, s, other RunThreadStore) {
 	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("UpdateRunThreaded with another store's log: err %v, want errors.ErrUnsupported", err)
 	}
-	checkSame(t, "run", mustGetRun(t, s, r.Tenant, r.ID), r)
-	if evs := threadEvents(t, s, "th_"+r.TaskID); len(evs) != 0 {
-		t.Errorf("thread has %d events, want none", len(evs))
-	}
+	wantUnchanged(t, s, r)
 }
 
 // testRunThreadConcurrent has workers race to claim one run: exactly one
