@@ -15,16 +15,18 @@ import (
 // Scheduler.Sweep). store/storetest.Sweeps is its conformance suite.
 //
 // Both walks call fn once for each record that matches when the walk
-// reaches it, and may call it twice for one record (Redis SCAN does), so
-// callers must be idempotent. A record created or changed during the walk
+// reaches it, and may call it twice for one record (Redis's one-time
+// backfill SCAN may), so callers must be idempotent. A record created or changed during the walk
 // may or may not be seen. fn is never called inside a store transaction: it
 // may call the store and the queue. An error from fn stops the walk and is
 // returned. A record that cannot be decoded is skipped and the walk goes
 // on; the walk then returns an error naming it. Like Store, implementations
 // are safe for concurrent use.
 //
-// The walks read every run (every task) of every tenant, in bounded
-// steps; the Scheduler makes them once per SweepEvery, not per tick.
+// The walks are made in bounded steps, once per SweepEvery, not per tick.
+// bolt reads every run (every task) of every tenant; Redis reads per-tenant
+// indexes of queued runs and of active tasks with a time, so its walks
+// cost what they find.
 type SweepStore interface {
 	// QueuedRuns calls fn with each run of every tenant whose Status is
 	// queued and whose UpdatedAt is before before.

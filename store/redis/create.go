@@ -36,11 +36,12 @@ var (
 // event, or nothing.
 //
 // KEYS[1] thread meta, KEYS[2] thread stream, KEYS[3] task hash, KEYS[4]
-// the tenant's order set.
+// the tenant's order set, KEYS[5] its at index.
 // ARGV[1] thread created, ARGV[2] thread title, ARGV[3] the clock's
 // milliseconds or "" for the server's clock, ARGV[4] the event's envelope,
 // ARGV[5] the task's order member, ARGV[6] version, ARGV[7] created,
-// ARGV[8] json, ARGV[9..12] status, kind, owner, event.
+// ARGV[8] json, ARGV[9..12] status, kind, owner, event, ARGV[13] task id,
+// ARGV[14] its at score (atScore).
 // Returns {1, event id}, or {0, 'thread'} or {0, 'task'} for the one that
 // exists already.
 //
@@ -57,11 +58,13 @@ id = redis.call('XADD', KEYS[2], id, 'e', ARGV[4])
 redis.call('HSET', KEYS[3], 'order', ARGV[5], 'v', ARGV[6], 'created', ARGV[7], 'json', ARGV[8],
   'status', ARGV[9], 'kind', ARGV[10], 'owner', ARGV[11], 'event', ARGV[12])
 redis.call('ZADD', KEYS[4], 0, ARGV[5])
+if ARGV[14] ~= '' then redis.call('ZADD', KEYS[5], ARGV[14], ARGV[13]) end
 return {1, id}
 `)
 
-// CreateThreadedTask implements tasks.ThreadedCreator with one script. log
-// must be l itself, and l's client a single Redis (see above).
+// CreateThreadedTask implements tasks.ThreadedCreator with one script,
+// pipelined after the tenant's entry in the tenants set (createWithTenant).
+// log must be l itself, and l's client a single Redis (see above).
 func (l *Log) CreateThreadedTask(ctx context.Context, log streams.Log, th streams.Thread, t tasks.Task, ev streams.Event) (streams.ID, error) {
 	what := "create task " + t.ID
 	if err := l.ownThreads(log); err != nil {
@@ -90,11 +93,11 @@ func (l *Log) CreateThreadedTask(ctx context.Context, log streams.Log, th stream
 	}
 	meta, stream := l.keys(th.Tenant, th.ID)
 	base := l.tasksBase(t.Tenant)
-	res, err := createThreadedScript.Run(ctx, l.client,
-		[]string{meta, stream, base + "task:" + t.ID, base + "order"},
+	res, err := l.createWithTenant(ctx, t.Tenant, createThreadedScript,
+		[]string{meta, stream, base + "task:" + t.ID, base + "order", base + "at"},
 		th.CreatedAt.Format(time.RFC3339Nano), th.Title, ms, envelope,
 		taskTimeKey(t.CreatedAt)+t.ID, t.Version, t.CreatedAt.Format(time.RFC3339Nano), js,
-		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event).Result()
+		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event, t.ID, atScore(t)).Result()
 	if err != nil {
 		return streams.ID{}, wrap(what, err)
 	}
@@ -136,12 +139,12 @@ func (l *Log) ownThreads(log streams.Log) error {
 // updateRunThreadedScript is updateRunScript followed, when the update
 // succeeded and the thread exists, by appendScript's append.
 //
-// KEYS[1] run hash, KEYS[2] thread meta, KEYS[3] thread stream.
-// ARGV[1..5] as updateRunScript's; ARGV[6..8] and ARGV[9..] as
+// KEYS[1..2] as updateRunScript's, KEYS[3] thread meta, KEYS[4] thread
+// stream. ARGV[1..7] as updateRunScript's; ARGV[8..10] and ARGV[11..] as
 // appendScript's ARGV[1..3] and ARGV[4..].
 // Returns what updateRunScript returns.
 var updateRunThreadedScript = goredis.NewScript(appendLua + updateRunLua + `
-if redis.call('EXISTS', KEYS[2]) == 1 then append(KEYS[2], KEYS[3], ARGV[6], ARGV[7], ARGV[8], 9) end
+if redis.call('EXISTS', KEYS[3]) == 1 then append(KEYS[3], KEYS[4], ARGV[8], ARGV[9], ARGV[10], 11) end
 return {1}
 `)
 
@@ -163,7 +166,7 @@ func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Ru
 	if err != nil {
 		return tasksFail(what, err)
 	}
-	res, err := l.runScript(ctx, updateRunThreadedScript, append([]string{l.runKey(r.Tenant, r.ID)}, tkeys...),
+	res, err := l.runScript(ctx, updateRunThreadedScript, append(l.updateRunKeys(r), tkeys...),
 		append(updateRunArgs(r, from, js), targs...)...).Result()
 	return updateRunResult(r, from, res, err)
 }

@@ -1,16 +1,24 @@
 package redis
 
-// This file implements tasks.Store. A tenant's tasks, runs and idempotency
-// keys live under one hash tag per tenant, {<tenant>}, in the tenant's
-// "tasks" space; the schedule index is global:
+// This file implements tasks.Store. A tenant's tasks, runs, idempotency
+// keys and sweep indexes live under one hash tag per tenant, {<tenant>}, in
+// the tenant's "tasks" space; the schedule index and the sweep's tenants
+// set are global:
 //
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:task:<id>      hash: order, v, created, json, status, kind, owner, event
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:order          sorted set, all scores 0: <created><task id>
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:run:<id>       hash: task, slot, status, created, json
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:runs:<task>    sorted set, all scores 0: <created><run id>
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:idem:<task>    hash: idempotency key (task@slot) → run id
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:queued         sorted set: id of each queued run, scored by UpdatedAt in ms
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:at             sorted set: id of each active task with a Trigger.At, scored by At in ms
 //	<prefix>:sched:{<prefix>}:high|normal|low           sorted set: <tenant>\x00<task id>, scored by Due in ms
 //	<prefix>:sched:{<prefix>}:entries                   hash: <tenant>\x00<task id> → <rank>|<slot>|<due>
+//	<prefix>:sched:{<prefix>}:tenants                   set: every tenant that has (or had) a task
+//	<prefix>:sched:{<prefix>}:indexed                   hash: queued, at → 1 once the sweep indexes are complete
+//
+// The queued and at indexes, the tenants set and the indexed hash are the
+// sweep's (tasks.SweepStore); sweep.go describes them.
 //
 // <created> is CreatedAt as 16 hex digits (Unix nanoseconds with the sign
 // bit flipped), so that the lexicographic order of a sorted set whose
@@ -32,9 +40,11 @@ package redis
 // checks that the task exists, that the run id is free and that the
 // idempotency key is free, and writes the run, the key and the run index in
 // one step, which is what makes one winner among any number of concurrent
-// schedulers. DeleteTask, ListTasks and ListRuns compute run and task keys
-// in Lua from the tenant's key base rather than declaring them: they share
-// the declared keys' slot, so the node that runs the script holds them.
+// schedulers. The scripts that write a run's status or a task's status or
+// trigger keep the tenant's queued and at indexes in the same step.
+// DeleteTask, ListTasks and ListRuns compute run and task keys in Lua from
+// the tenant's key base rather than declaring them: they share the declared
+// keys' slot, so the node that runs the script holds them.
 // The one exception is while that slot migrates between Cluster nodes: a
 // key already moved is not seen, so for the duration ListTasks and ListRuns
 // may miss a task or run and DeleteTask may leave a run record behind (its
@@ -51,10 +61,12 @@ package redis
 // carry the tenant. Its four keys share the hash tag {<prefix>}, so the
 // scripts that move entries (SetNext, AdvanceNext, ClearNext) and Due are
 // atomic on Cluster too; no script touches both the index and a tenant's
-// keys. The two writes that concern both are two steps, as the tasks.Store
-// contract allows (the index is a hint): SetNext checks that the task exists
-// and then writes the entry, and DeleteTask deletes the task and then its
-// entry. A SetNext racing a DeleteTask, or a crash between DeleteTask's
+// keys. The sweep's tenants set shares the tag {<prefix>}; CreateTask adds
+// the tenant to it before the task's script runs (see sweep.go). The two
+// writes that concern both the schedule index and a tenant's keys are two
+// steps, as the tasks.Store contract allows (the index is a hint): SetNext
+// checks that the task exists and then writes the entry, and DeleteTask
+// deletes the task and then its entry. A SetNext racing a DeleteTask, or a crash between DeleteTask's
 // steps, can leave an entry for a task that no longer exists; the scheduler
 // drops such an entry when it finds the task missing.
 //
@@ -66,8 +78,8 @@ package redis
 // whether another page follows) is full or the set is exhausted. A filter
 // that matches few of a tenant's tasks therefore reads all of them, in
 // bounded steps that do not block Redis for long. DeleteTask removes the
-// task's runs in its one script: O(runs of the task). Due is one script
-// of O(log n + limit) per priority.
+// task's runs, and their queued index entries, in its one script: O(runs of
+// the task). Due is one script of O(log n + limit) per priority.
 
 import (
 	"context"
@@ -281,19 +293,22 @@ func tasksReplyStrings(res any) ([]string, error) {
 // --- tasks ---
 
 // createTaskScript stores a task unless its key exists.
-// KEYS[1] task hash, KEYS[2] order set.
+// KEYS[1] task hash, KEYS[2] order set, KEYS[3] the tenant's at index.
 // ARGV[1] order member, ARGV[2] version, ARGV[3] created, ARGV[4] json,
-// ARGV[5..8] status, kind, owner, event. Returns 1 if stored, 0 if not.
+// ARGV[5..8] status, kind, owner, event, ARGV[9] task id, ARGV[10] its at
+// score (atScore). Returns 1 if stored, 0 if not.
 var createTaskScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'order', ARGV[1], 'v', ARGV[2], 'created', ARGV[3], 'json', ARGV[4],
   'status', ARGV[5], 'kind', ARGV[6], 'owner', ARGV[7], 'event', ARGV[8])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
+if ARGV[10] ~= '' then redis.call('ZADD', KEYS[3], ARGV[10], ARGV[9]) end
 return 1
 `)
 
 // CreateTask stores a new task with one script, atomically with its place
-// in the tenant's creation order.
+// in the tenant's creation order and in its at index, after recording the
+// tenant in the tenants set (see createWithTenant).
 func (l *Log) CreateTask(ctx context.Context, t tasks.Task) error {
 	what := "create task " + t.ID
 	if err := tasksCheckIDs("tenant", t.Tenant, "id", t.ID); err != nil {
@@ -304,9 +319,9 @@ func (l *Log) CreateTask(ctx context.Context, t tasks.Task) error {
 		return tasksFail(what, err)
 	}
 	base := l.tasksBase(t.Tenant)
-	created, err := createTaskScript.Run(ctx, l.client, []string{base + "task:" + t.ID, base + "order"},
+	created, err := l.createWithTenant(ctx, t.Tenant, createTaskScript, []string{base + "task:" + t.ID, base + "order", base + "at"},
 		taskTimeKey(t.CreatedAt)+t.ID, t.Version, t.CreatedAt.Format(time.RFC3339Nano), js,
-		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event).Int()
+		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event, t.ID, atScore(t)).Int()
 	if err != nil {
 		return wrap(what, err)
 	}
@@ -359,9 +374,11 @@ func taskFromFields(vals []any) (t tasks.Task, found bool, err error) {
 	return t, err == nil, err
 }
 
-// updateTaskScript replaces a task if its version is the expected one.
-// KEYS[1] task hash. ARGV[1] expected version, ARGV[2] new version,
-// ARGV[3] json, ARGV[4..7] status, kind, owner, event.
+// updateTaskScript replaces a task if its version is the expected one,
+// and its entry in the at index.
+// KEYS[1] task hash, KEYS[2] the tenant's at index. ARGV[1] expected
+// version, ARGV[2] new version, ARGV[3] json, ARGV[4..7] status, kind,
+// owner, event, ARGV[8] task id, ARGV[9] its at score (atScore).
 // Returns {1} if updated, {0} if the task is missing, {2, version} if the
 // stored version differs.
 var updateTaskScript = goredis.NewScript(`
@@ -370,6 +387,11 @@ if not v then return {0} end
 if v ~= ARGV[1] then return {2, v} end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3],
   'status', ARGV[4], 'kind', ARGV[5], 'owner', ARGV[6], 'event', ARGV[7])
+if ARGV[9] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[8])
+else
+  redis.call('ZADD', KEYS[2], ARGV[9], ARGV[8])
+end
 return {1}
 `)
 
@@ -385,8 +407,9 @@ func (l *Log) UpdateTask(ctx context.Context, t tasks.Task) (int64, error) {
 		return 0, tasksFail(what, err)
 	}
 	next := t.Version + 1
-	res, err := updateTaskScript.Run(ctx, l.client, []string{l.tasksBase(t.Tenant) + "task:" + t.ID},
-		t.Version, next, js, string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event).Result()
+	base := l.tasksBase(t.Tenant)
+	res, err := updateTaskScript.Run(ctx, l.client, []string{base + "task:" + t.ID, base + "at"},
+		t.Version, next, js, string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event, t.ID, atScore(t)).Result()
 	if err != nil {
 		return 0, wrap(what, err)
 	}
@@ -499,17 +522,22 @@ func (l *Log) ListTasks(ctx context.Context, tenant string, f tasks.TaskFilter) 
 }
 
 // deleteTaskScript removes a task, its runs, their idempotency keys and
-// run index, and its place in the creation order.
+// run index, their entries in the queued index, and the task's place in the
+// creation order and the at index.
 // KEYS[1] task hash, KEYS[2] order set, KEYS[3] the task's run index,
-// KEYS[4] its idempotency keys. ARGV[1] the tenant's key base.
+// KEYS[4] its idempotency keys, KEYS[5] the tenant's queued index, KEYS[6]
+// its at index. ARGV[1] the tenant's key base, ARGV[2] the task id.
 // Returns 1 if deleted, 0 if the task is missing.
 var deleteTaskScript = goredis.NewScript(`
 local member = redis.call('HGET', KEYS[1], 'order')
 if not member then return 0 end
 redis.call('ZREM', KEYS[2], member)
 for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  redis.call('UNLINK', ARGV[1] .. 'run:' .. string.sub(m, 17))
+  local id = string.sub(m, 17)
+  redis.call('UNLINK', ARGV[1] .. 'run:' .. id)
+  redis.call('ZREM', KEYS[5], id)
 end
+redis.call('ZREM', KEYS[6], ARGV[2])
 redis.call('UNLINK', KEYS[1], KEYS[3], KEYS[4])
 return 1
 `)
@@ -523,7 +551,7 @@ func (l *Log) DeleteTask(ctx context.Context, tenant, id string) error {
 	}
 	base := l.tasksBase(tenant)
 	deleted, err := deleteTaskScript.Run(ctx, l.client,
-		[]string{base + "task:" + id, base + "order", base + "runs:" + id, base + "idem:" + id}, base).Int()
+		[]string{base + "task:" + id, base + "order", base + "runs:" + id, base + "idem:" + id, base + "queued", base + "at"}, base, id).Int()
 	if err != nil {
 		return wrap(what, err)
 	}
@@ -539,11 +567,13 @@ func (l *Log) DeleteTask(ctx context.Context, tenant, id string) error {
 // --- runs ---
 
 // createRunScript stores a run if its task exists and neither its id nor
-// its idempotency key is taken, with the key and the run index entry.
+// its idempotency key is taken, with the key, the run index entry and, if
+// the run is queued, its queued index entry.
 // KEYS[1] task hash, KEYS[2] run hash, KEYS[3] the task's idempotency keys,
-// KEYS[4] the task's run index.
+// KEYS[4] the task's run index, KEYS[5] the tenant's queued index.
 // ARGV[1] idempotency key, ARGV[2] run id, ARGV[3] index member, ARGV[4]
-// task id, ARGV[5] slot, ARGV[6] status, ARGV[7] created, ARGV[8] json.
+// task id, ARGV[5] slot, ARGV[6] status, ARGV[7] created, ARGV[8] json,
+// ARGV[9] the run's queued score (queuedScore).
 // Returns {1} if stored, {0} if the task is missing, {2} if the run id is
 // taken, {3, run id} if the key is.
 var createRunScript = goredis.NewScript(`
@@ -554,6 +584,7 @@ if other then return {3, other} end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'task', ARGV[4], 'slot', ARGV[5], 'status', ARGV[6], 'created', ARGV[7], 'json', ARGV[8])
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[5], ARGV[9], ARGV[2]) end
 return {1}
 `)
 
@@ -580,9 +611,9 @@ func (l *Log) createRunCall(r tasks.Run) (keys []string, args []any, err error) 
 		return nil, nil, err
 	}
 	base := l.tasksBase(r.Tenant)
-	keys = []string{base + "task:" + r.TaskID, base + "run:" + r.ID, base + "idem:" + r.TaskID, base + "runs:" + r.TaskID}
+	keys = []string{base + "task:" + r.TaskID, base + "run:" + r.ID, base + "idem:" + r.TaskID, base + "runs:" + r.TaskID, base + "queued"}
 	args = []any{r.IdempotencyKey(), r.ID, taskTimeKey(r.CreatedAt) + r.ID, r.TaskID, taskInstant(r.Slot), string(r.Status),
-		r.CreatedAt.Format(time.RFC3339Nano), js}
+		r.CreatedAt.Format(time.RFC3339Nano), js, queuedScore(r)}
 	return keys, args, nil
 }
 
@@ -632,9 +663,10 @@ func (l *Log) Run(ctx context.Context, tenant, id string) (tasks.Run, error) {
 }
 
 // updateRunScript replaces a run if its task and slot are the given ones
-// and its status is the expected one.
-// KEYS[1] run hash. ARGV[1] task id, ARGV[2] slot, ARGV[3] expected status,
-// ARGV[4] new status, ARGV[5] json.
+// and its status is the expected one, and its entry in the queued index.
+// KEYS[1] run hash, KEYS[2] the tenant's queued index. ARGV[1] task id,
+// ARGV[2] slot, ARGV[3] expected status, ARGV[4] new status, ARGV[5] json,
+// ARGV[6] run id, ARGV[7] its queued score (queuedScore).
 // Returns {1} if updated, {0} if the run is missing, {2, task, slot} if its
 // identity differs, {3, status} if its status does.
 var updateRunScript = goredis.NewScript(updateRunLua + `
@@ -649,6 +681,11 @@ if not cur[1] then return {0} end
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return {2, cur[1], cur[2]} end
 if cur[3] ~= ARGV[3] then return {3, cur[3]} end
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'json', ARGV[5])
+if ARGV[7] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[6])
+else
+  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])
+end
 `
 
 // UpdateRun replaces the run with one compare-and-set script on its status
@@ -662,16 +699,21 @@ func (l *Log) UpdateRun(ctx context.Context, r tasks.Run, from tasks.RunStatus) 
 	if err != nil {
 		return tasksFail(what, err)
 	}
-	res, err := l.runScript(ctx, updateRunScript, []string{l.runKey(r.Tenant, r.ID)}, updateRunArgs(r, from, js)...).Result()
+	res, err := l.runScript(ctx, updateRunScript, l.updateRunKeys(r), updateRunArgs(r, from, js)...).Result()
 	return updateRunResult(r, from, res, err)
 }
 
 func (l *Log) runKey(tenant, id string) string { return l.tasksBase(tenant) + "run:" + id }
 
+// updateRunKeys returns updateRunScript's keys for writing r.
+func (l *Log) updateRunKeys(r tasks.Run) []string {
+	return []string{l.runKey(r.Tenant, r.ID), l.tasksBase(r.Tenant) + "queued"}
+}
+
 // updateRunArgs returns updateRunScript's arguments for writing r, encoded
 // as js, over a run whose status is from.
 func updateRunArgs(r tasks.Run, from tasks.RunStatus, js []byte) []any {
-	return []any{r.TaskID, taskInstant(r.Slot), string(from), string(r.Status), js}
+	return []any{r.TaskID, taskInstant(r.Slot), string(from), string(r.Status), js, r.ID, queuedScore(r)}
 }
 
 // updateRunResult reads updateRunScript's reply (or error) for r as

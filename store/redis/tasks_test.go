@@ -65,10 +65,10 @@ func TestTasksKeys(t *testing.T) {
 	var want []string
 	for _, tenant := range []string{"acme", "beta"} {
 		base := prefix + ":t:" + tenant + ":tasks:{" + tenant + "}:"
-		want = append(want, base+"idem:tsk_1", base+"order", base+"run:run_1", base+"runs:tsk_1", base+"task:tsk_1")
+		want = append(want, base+"idem:tsk_1", base+"order", base+"queued", base+"run:run_1", base+"runs:tsk_1", base+"task:tsk_1")
 	}
 	sched := prefix + ":sched:{" + prefix + "}:"
-	want = append(want, sched+"entries", sched+"high")
+	want = append(want, sched+"entries", sched+"high", sched+"tenants")
 	slices.Sort(want)
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys:\n%s\nwant:\n%s", strings.Join(keys, "\n"), strings.Join(want, "\n"))
