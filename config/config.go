@@ -42,7 +42,10 @@ type Workers struct {
 	// process's.
 	Embedded bool `yaml:"embedded"`
 
-	// Concurrency is how many runs one process executes at once.
+	// Concurrency is how many runs one process executes at once. Runs
+	// mostly wait (on a model, a tool, the store), so the default is
+	// generous: 64. More runs at once also share the store's round trips
+	// (store.redis.coalesce), which makes each cheaper.
 	Concurrency int `yaml:"concurrency"`
 
 	// TenantConcurrency caps the runs of one tenant executing at once in
@@ -408,7 +411,7 @@ func defaults() Config {
 		Memory: Memory{ShortTermTokens: 2000},
 		Workers: Workers{
 			Embedded:          true,
-			Concurrency:       16,
+			Concurrency:       64,
 			TenantConcurrency: 4,
 			Lease:             30 * time.Second,
 			StopTimeout:       10 * time.Second,
