@@ -69,6 +69,23 @@ type BatchStore interface {
 	AdvanceNextBatch(ctx context.Context, moves []NextMove) []error
 }
 
+// ThreadedRunsCreator is an optional capability of a BatchStore that
+// keeps the tasks' threads in the same backend: it creates runs each with
+// the events that report it in one step, where the Scheduler otherwise
+// makes CreateRuns and then an append per run. The Scheduler uses it when
+// its Store has it, checked with a type assertion.
+//
+// CreateRunsThreaded does what CreateRuns(ctx, runs) does, returning its
+// errors, and in the step that creates runs[i] appends evs[i] to the
+// tenant's thread threads[i]; a run not created gets no events, nor does
+// a thread that does not exist, or "". log is as for ThreadedRunUpdater:
+// when it is not the store's own, or the store cannot make both writes in
+// one step, CreateRunsThreaded stores nothing and returns an error
+// matching errors.ErrUnsupported.
+type ThreadedRunsCreator interface {
+	CreateRunsThreaded(ctx context.Context, log streams.Log, runs []Run, threads []string, evs [][]streams.Event) ([]error, error)
+}
+
 // firing is one due entry of a group the Scheduler fires together: what
 // fire would do for it, step by step.
 type firing struct {
@@ -79,7 +96,8 @@ type firing struct {
 	move *NextMove // the AdvanceNext to make last, if any
 	// queued is set once the run is stored and must be enqueued: a new run
 	// (created), or a run of the slot found still queued (a repair).
-	queued, created bool
+	// announced: its task_status event was stored with it.
+	queued, created, announced bool
 	failed          bool // the entry met an error: nothing more is done
 }
 
@@ -124,6 +142,9 @@ func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleE
 		}
 		f.rep.Fired, f.rep.MaxLag = 1, max(now.Sub(f.run.Due), 0)
 		s.obs.Fired(itemOf(*f.run).Priority, f.rep.MaxLag)
+		if f.announced {
+			continue
+		}
 		fired = append(fired, thread{log: s.log, logger: s.logger, now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID})
 	}
 	s.queuedEvents(ctx, fired)
@@ -155,6 +176,31 @@ func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleE
 		rep.add(fs[i].rep)
 	}
 	return rep
+}
+
+// createRunsThreaded stores runs, those of owners, with CreateRuns, or
+// with their task_status events (→ queued) in the same steps when bs is a
+// ThreadedRunsCreator; announced says which it did.
+func (s *Scheduler) createRunsThreaded(ctx context.Context, bs BatchStore, runs []Run, owners []*firing) (errs []error, announced bool) {
+	tc, ok := bs.(ThreadedRunsCreator)
+	if !ok || s.log == nil {
+		return bs.CreateRuns(ctx, runs), false
+	}
+	threads := make([]string, len(runs))
+	evs := make([][]streams.Event, len(runs))
+	for i, f := range owners {
+		th := thread{now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID}
+		ev, err := th.events(ctx, streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, To: string(RunQueued)})
+		if err != nil {
+			return bs.CreateRuns(ctx, runs), false
+		}
+		threads[i], evs[i] = th.id, ev
+	}
+	errs, err := tc.CreateRunsThreaded(ctx, s.log, runs, threads, evs)
+	if err != nil { // errors.ErrUnsupported: nothing was stored
+		return bs.CreateRuns(ctx, runs), false
+	}
+	return errs, true
 }
 
 // queuedEvents appends the task_status event (→ queued) of each new run
@@ -255,7 +301,7 @@ func (s *Scheduler) createRuns(ctx context.Context, bs BatchStore, fs []firing) 
 	if len(runs) == 0 {
 		return
 	}
-	errs := bs.CreateRuns(ctx, runs)
+	errs, announced := s.createRunsThreaded(ctx, bs, runs, owners)
 	for i, f := range owners {
 		var err error
 		if i < len(errs) {
@@ -265,7 +311,7 @@ func (s *Scheduler) createRuns(ctx context.Context, bs BatchStore, fs []firing) 
 		}
 		switch {
 		case err == nil:
-			f.queued, f.created = true, true
+			f.queued, f.created, f.announced = true, true, announced && f.t.ThreadID != ""
 		case vigil.ErrorCode(err) == vigil.Conflict:
 			f.rep.Duplicates = 1
 			if cur, gerr := s.store.Run(ctx, f.run.Tenant, f.run.ID); gerr == nil && cur.Status == RunQueued {

@@ -54,6 +54,13 @@ func (l *Log) TaskBatch(ctx context.Context, refs []tasks.TaskRef) ([]tasks.Task
 // CreateRuns implements tasks.BatchStore: one pipeline of createRunScript,
 // the script CreateRun runs.
 func (l *Log) CreateRuns(ctx context.Context, runs []tasks.Run) []error {
+	return l.createRuns(ctx, createRunScript, runs, nil)
+}
+
+// createRuns runs script, createRunScript or one that begins like it, once
+// per run in one pipeline; more, when set, gives the keys and arguments a
+// run's call takes after createRunScript's.
+func (l *Log) createRuns(ctx context.Context, script *goredis.Script, runs []tasks.Run, more func(i int) ([]string, []any, error)) []error {
 	errs := make([]error, len(runs))
 	calls := make([]scriptCall, 0, len(runs))
 	index := make([]int, 0, len(runs)) // calls[j] creates runs[index[j]]
@@ -67,9 +74,17 @@ func (l *Log) CreateRuns(ctx context.Context, runs []tasks.Run) []error {
 			errs[i] = tasksFail("create run "+r.ID, err)
 			continue
 		}
+		if more != nil {
+			mkeys, margs, err := more(i)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			keys, args = append(keys, mkeys...), append(args, margs...)
+		}
 		calls, index = append(calls, scriptCall{keys: keys, args: args}), append(index, i)
 	}
-	for j, res := range l.pipeScript(ctx, createRunScript, calls) {
+	for j, res := range l.pipeScript(ctx, script, calls) {
 		i := index[j]
 		errs[i] = createRunResult(runs[i], res.val, res.err)
 	}
@@ -80,23 +95,40 @@ func (l *Log) CreateRuns(ctx context.Context, runs []tasks.Run) []error {
 // schedMoveScript, the script AdvanceNext runs.
 func (l *Log) AdvanceNextBatch(ctx context.Context, moves []tasks.NextMove) []error {
 	errs := make([]error, len(moves))
-	calls := make([]scriptCall, 0, len(moves))
-	index := make([]int, 0, len(moves))
+	var calls []scriptCall
+	var index [][]int // calls[j] moves moves[index[j][k]], k = 0, 1, …
 	keys := l.schedKeys()
 	for i, m := range moves {
 		if err := advanceNextCheck(m.From, m.To); err != nil {
 			errs[i] = err
 			continue
 		}
-		args := schedMoveArgs(schedMember(m.From.Tenant, m.From.TaskID), taskInstant(m.From.Slot), m.To)
-		calls, index = append(calls, scriptCall{keys: keys, args: args}), append(index, i)
+		if len(calls) == 0 || len(index[len(index)-1]) == moveBatch {
+			calls, index = append(calls, scriptCall{keys: keys}), append(index, nil)
+		}
+		j := len(calls) - 1
+		calls[j].args = append(calls[j].args, schedMoveArgs(schedMember(m.From.Tenant, m.From.TaskID), taskInstant(m.From.Slot), m.To)...)
+		index[j] = append(index[j], i)
 	}
-	for j, res := range l.pipeScript(ctx, schedMoveScript, calls) {
-		i := index[j]
-		errs[i] = advanceNextResult(moves[i].From, schedMoveResult(taskInstant(moves[i].From.Slot), res.val, res.err))
+	for j, res := range l.pipeScript(ctx, schedMoveBatchScript, calls) {
+		replies, ok := res.val.([]any)
+		if res.err == nil && (!ok || len(replies) != len(index[j])) {
+			res.err = fmt.Errorf("unexpected script reply %v", res.val)
+		}
+		for k, i := range index[j] {
+			var reply any
+			if res.err == nil {
+				reply = replies[k]
+			}
+			errs[i] = advanceNextResult(moves[i].From, schedMoveResult(taskInstant(moves[i].From.Slot), reply, res.err))
+		}
 	}
 	return errs
 }
+
+// moveBatch is how many schedule entries one schedMoveBatchScript moves:
+// a few milliseconds of Redis's time.
+const moveBatch = 500
 
 // scriptCall is one run of a script: its keys and arguments.
 type scriptCall struct {

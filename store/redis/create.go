@@ -28,8 +28,9 @@ import (
 // the three writes one by one, each within one slot as before.
 
 var (
-	_ tasks.ThreadedCreator    = (*Log)(nil)
-	_ tasks.ThreadedRunUpdater = (*Log)(nil)
+	_ tasks.ThreadedCreator     = (*Log)(nil)
+	_ tasks.ThreadedRunUpdater  = (*Log)(nil)
+	_ tasks.ThreadedRunsCreator = (*Log)(nil)
 )
 
 // createThreadedScript creates a thread, a task and the thread's first
@@ -169,4 +170,34 @@ func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Ru
 	res, err := l.runScript(ctx, updateRunThreadedScript, append(l.updateRunKeys(r), tkeys...),
 		append(updateRunArgs(r, from, js), targs...)...).Result()
 	return updateRunResult(r, from, res, err)
+}
+
+// createRunThreadedScript is createRunScript followed, when the run was
+// created and a thread is named and exists, by appendScript's append.
+//
+// KEYS[1..5] as createRunScript's, then optionally KEYS[6] thread meta,
+// KEYS[7] thread stream. ARGV[1..9] as createRunScript's; with a thread,
+// ARGV[10..12] and ARGV[13..] as appendScript's ARGV[1..3] and ARGV[4..].
+// Returns what createRunScript returns.
+var createRunThreadedScript = goredis.NewScript(appendLua + createRunLua + `
+if #KEYS >= 7 and redis.call('EXISTS', KEYS[6]) == 1 then append(KEYS[6], KEYS[7], ARGV[10], ARGV[11], ARGV[12], 13) end
+return {1}
+`)
+
+// CreateRunsThreaded implements tasks.ThreadedRunsCreator: one pipeline of
+// createRunThreadedScript. log must be l itself, and l's client a single
+// Redis (see above).
+func (l *Log) CreateRunsThreaded(ctx context.Context, log streams.Log, runs []tasks.Run, threads []string, evs [][]streams.Event) ([]error, error) {
+	if err := l.ownThreads(log); err != nil {
+		return nil, tasksFail("create runs", err)
+	}
+	if len(threads) != len(runs) || len(evs) != len(runs) {
+		return nil, tasksFail("create runs", fmt.Errorf("%d runs, %d threads and %d event lists", len(runs), len(threads), len(evs)))
+	}
+	return l.createRuns(ctx, createRunThreadedScript, runs, func(i int) ([]string, []any, error) {
+		if threads[i] == "" {
+			return nil, nil, nil
+		}
+		return l.appendCall(runs[i].Tenant, threads[i], evs[i])
+	}), nil
 }

@@ -576,7 +576,13 @@ func (l *Log) DeleteTask(ctx context.Context, tenant, id string) error {
 // ARGV[9] the run's queued score (queuedScore).
 // Returns {1} if stored, {0} if the task is missing, {2} if the run id is
 // taken, {3, run id} if the key is.
-var createRunScript = goredis.NewScript(`
+var createRunScript = goredis.NewScript(createRunLua + `
+return {1}
+`)
+
+// createRunLua is createRunScript but for its last line: the create that
+// createRunThreadedScript shares.
+const createRunLua = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
 local other = redis.call('HGET', KEYS[3], ARGV[1])
@@ -585,8 +591,7 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'task', ARGV[4], 'slot', ARGV[5], 'status', ARGV[6], 'created', ARGV[7], 'json', ARGV[8])
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[5], ARGV[9], ARGV[2]) end
-return {1}
-`)
+`
 
 // CreateRun stores a new run with one script that claims its idempotency
 // key in the same step, so that of many schedulers firing one slot exactly
@@ -807,18 +812,37 @@ func (l *Log) ListRuns(ctx context.Context, tenant string, f tasks.RunFilter) (t
 // none, ARGV[3] the new entry's rank (empty to remove the entry), ARGV[4] its
 // score (Due in ms), ARGV[5] its value.
 // Returns 1 if done, 0 if the stored entry's slot is not the expected one.
-var schedMoveScript = goredis.NewScript(`
-local cur = redis.call('HGET', KEYS[4], ARGV[1])
-if ARGV[2] ~= '*' and (not cur or string.match(cur, '^%d|([^|]*)|') ~= ARGV[2]) then return 0 end
-if cur then redis.call('ZREM', KEYS[tonumber(string.sub(cur, 1, 1)) + 1], ARGV[1]) end
-if ARGV[3] == '' then
-  redis.call('HDEL', KEYS[4], ARGV[1])
-else
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
-  redis.call('ZADD', KEYS[tonumber(ARGV[3]) + 1], ARGV[4], ARGV[1])
-end
-return 1
+var schedMoveScript = goredis.NewScript(schedMoveLua + `
+return move(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 `)
+
+// schedMoveBatchScript is schedMoveScript for many entries: ARGV holds
+// schedMoveScript's five arguments per entry, one entry after the other.
+// Returns schedMoveScript's reply for each entry, in order.
+var schedMoveBatchScript = goredis.NewScript(schedMoveLua + `
+local out = {}
+for i = 1, #ARGV, 5 do
+  out[#out + 1] = move(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+end
+return out
+`)
+
+// schedMoveLua defines move(member, from, rank, score, value), the body
+// of schedMoveScript, which schedMoveBatchScript shares.
+const schedMoveLua = `
+local function move(member, from, rank, score, value)
+  local cur = redis.call('HGET', KEYS[4], member)
+  if from ~= '*' and (not cur or string.match(cur, '^%d|([^|]*)|') ~= from) then return 0 end
+  if cur then redis.call('ZREM', KEYS[tonumber(string.sub(cur, 1, 1)) + 1], member) end
+  if rank == '' then
+    redis.call('HDEL', KEYS[4], member)
+  else
+    redis.call('HSET', KEYS[4], member, value)
+    redis.call('ZADD', KEYS[tonumber(rank) + 1], score, member)
+  end
+  return 1
+end
+`
 
 // schedMove runs schedMoveScript: it replaces the entry of member with to,
 // or removes it when to is nil, provided the stored slot is fromSlot ("*"

@@ -1207,6 +1207,51 @@ func TaskBatches(t *testing.T, newStore func(t *testing.T) BatchTasksStore) {
 	t.Run("CreateRunsLikeCreateRun", func(t *testing.T) { testCreateRuns(t, newStore(t)) })
 	t.Run("ConcurrentCreateRunsExactlyOne", func(t *testing.T) { testCreateRunsConcurrent(t, newStore(t)) })
 	t.Run("AdvanceNextBatchLikeAdvanceNext", func(t *testing.T) { testAdvanceNextBatch(t, newStore(t)) })
+	t.Run("AdvanceNextBatchLarge", func(t *testing.T) { testAdvanceNextBatchLarge(t, newStore(t)) })
+}
+
+// testAdvanceNextBatchLarge moves more entries than a backend is likely
+// to send in one step, every third from a stale slot: each move's error
+// is its own, in order.
+func testAdvanceNextBatchLarge(t *testing.T, s BatchTasksStore) {
+	ctx := t.Context()
+	const n = 1201
+	moves := make([]tasks.NextMove, n)
+	orig := make([]tasks.ScheduleEntry, n)
+	for i := range n {
+		id := fmt.Sprintf("tsk_%04d", i)
+		mustCreateTask(t, s, sampleTask("acme", id))
+		e := entry("acme", id, tasks.PriorityNormal, taskBase)
+		mustSetNext(t, s, e)
+		orig[i] = e
+		to := entry("acme", id, tasks.PriorityLow, taskBase.Add(time.Duration(i+1)*time.Minute))
+		moves[i] = tasks.NextMove{From: e, To: &to}
+		if i%3 == 0 {
+			moves[i].From.Slot = e.Slot.Add(-time.Minute)
+		}
+	}
+	errs := s.AdvanceNextBatch(ctx, moves)
+	if len(errs) != n {
+		t.Fatalf("AdvanceNextBatch returned %d errors for %d moves", len(errs), n)
+	}
+	for i, err := range errs {
+		want := vigil.Code("")
+		if i%3 == 0 {
+			want = vigil.Conflict
+		}
+		if vigil.ErrorCode(err) != want || (want == "") != (err == nil) {
+			t.Fatalf("move %d: %v, want code %q", i, err, want)
+		}
+		got, err := s.Next(ctx, "acme", moves[i].From.TaskID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == "" {
+			checkSame(t, "moved entry", got, *moves[i].To)
+		} else {
+			checkSame(t, "entry after a stale move", got, orig[i])
+		}
+	}
 }
 
 func testTaskBatch(t *testing.T, s BatchTasksStore) {
