@@ -98,7 +98,7 @@ type firing struct {
 	// (created), or a run of the slot found still queued (a repair).
 	// announced: its task_status event was stored with it.
 	queued, created, announced bool
-	failed          bool // the entry met an error: nothing more is done
+	failed                     bool // the entry met an error: nothing more is done
 }
 
 // fireGroup handles the due entries es as fire would handle each, with
