@@ -61,9 +61,15 @@ import (
 // transaction moves its keys to delayed/, from which the next look makes
 // the due ones ready.
 //
-// Claim and Reclaim write in their own transaction (bbolt's Update), so
-// that a claiming worker never waits for the batch delay; Enqueue, Ack,
-// Release and Extend share transactions with other writers through Batch.
+// Every write of the queue, Claim and Reclaim included, goes through the
+// DB's group commit (see submit). So a claim waits for the commit under
+// way, as bbolt's writer lock made it wait in a transaction of its own,
+// and then shares the next transaction and its two fsyncs with the acks,
+// run updates and events that arrived meanwhile, instead of adding a
+// transaction of its own between two group commits. Claims in one
+// transaction run one after another, so none sees an item another took,
+// and Claim returns only once the transaction holding its leases has
+// committed.
 
 var _ tasks.Queue = (*Queue)(nil)
 
@@ -499,8 +505,8 @@ func (q *Queue) claim(ctx context.Context, worker string, n int, lease time.Dura
 		claims []tasks.Claim
 		next   int64
 	)
-	err := q.db.bolt.Update(func(tx *bbolt.Tx) error {
-		claims, next = nil, 0
+	err := q.db.write(ctx, "", func(tx *bbolt.Tx, _ uint64, _ *error) error {
+		claims, next = nil, 0 // afresh: commit may run this twice
 		b, err := queueBuckets(tx)
 		if err != nil {
 			return err
@@ -566,8 +572,8 @@ func (q *Queue) Reclaim(ctx context.Context, worker string, n int, lease time.Du
 	}
 	now := q.now()
 	var claims []tasks.Claim
-	err := q.db.bolt.Update(func(tx *bbolt.Tx) error {
-		claims = nil
+	err := q.db.write(ctx, "", func(tx *bbolt.Tx, _ uint64, _ *error) error {
+		claims = nil // afresh: commit may run this twice
 		b, err := queueBuckets(tx)
 		if err != nil {
 			return err
