@@ -341,7 +341,9 @@ func plural(n int, noun string) string {
 // NewEvent returns an event of p's type carrying p as its data, validated
 // against the type's schema. The log assigns ID and ThreadID on append; the
 // caller sets RunID, TaskID, TraceID and TS as it needs. An invalid payload
-// is a vigil.Invalid error naming the field ("data.phase").
+// is a vigil.Invalid error naming the field ("data.phase"), the error
+// Validate gives for its JSON. Most payload types are checked on the Go
+// value rather than the JSON, which is cheaper (see typedcheck.go).
 func NewEvent(p Payload) (Event, error) {
 	if p == nil || isNilPointer(p) {
 		return Event{}, vigil.FieldError("data", "is required")
@@ -351,10 +353,30 @@ func NewEvent(p Payload) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("streams: encode %s payload: %w", typ, err)
 	}
-	if err := Validate(typ, data); err != nil {
+	ty, err := lookup(typ)
+	if err != nil {
 		return Event{}, err
 	}
+	if !ty.accepts(p) {
+		if err := ty.validate(data); err != nil {
+			return Event{}, err
+		}
+	}
 	return Event{Type: typ, Data: data}, nil
+}
+
+// accepts reports whether p is a value of ty's payload struct (or a
+// pointer to one) that its typed check accepts, so that its JSON needs no
+// validation. False means the JSON must be validated.
+func (ty *eventType) accepts(p Payload) bool {
+	if ty.typed == nil {
+		return false
+	}
+	v := reflect.ValueOf(p)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	return v.Type() == ty.goType && ty.typed(v)
 }
 
 func isNilPointer(p Payload) bool {

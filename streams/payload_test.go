@@ -591,3 +591,28 @@ func BenchmarkValidate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNewEvent measures building events from typed payloads, as
+// agents and workers do for every event of a run: marshaling and
+// validating.
+func BenchmarkNewEvent(b *testing.B) {
+	cases := []streams.Payload{
+		streams.TaskStatus{TaskID: "tsk_01JD3X5", RunID: "run_01JD3X6", From: "queued", To: "running"},
+		streams.Status{Phase: streams.PhaseCallingTool, Detail: "weather.lookup"},
+		streams.ToolCall{CallID: "call_1", Tool: "weather.lookup", Version: "2", Args: json.RawMessage(`{"city":"Paris","days":1,"units":"metric"}`)},
+		streams.ToolResult{CallID: "call_1", Tool: "weather.lookup", Result: json.RawMessage(`{"temp_c":21.5,"sky":"sunny"}`), DurationMS: 412},
+		streams.Text{MessageID: "msg_1", Text: "Tomorrow in Paris: 21 °C and sunny."},
+		streams.Done{Summary: "Answered the forecast question.", Status: streams.OutcomeSucceeded},
+		streams.Image{URL: "https://example.com/cat.png", Alt: "A cat"},
+	}
+	for _, p := range cases {
+		b.Run(p.EventType(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := streams.NewEvent(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

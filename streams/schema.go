@@ -89,6 +89,10 @@ type eventType struct {
 	// a checker has rules to check on the decoded value. For the other
 	// types the schema already guarantees decoding succeeds.
 	decode bool
+	// typed checks a Go value of goType (see typedCheck); nil if the
+	// schema has a keyword it cannot decide, and NewEvent then validates
+	// the JSON in full.
+	typed typedCheck
 }
 
 type protocol struct {
@@ -185,9 +189,21 @@ func build() (*protocol, error) {
 	if _, err := c.Compile(schemaID); err != nil {
 		return nil, err
 	}
+	var served struct {
+		Defs map[string]json.RawMessage `json:"$defs"`
+	}
+	if err := json.Unmarshal(proto.document, &served); err != nil {
+		return nil, err
+	}
 	for _, ty := range proto.types {
 		if ty.schema, err = c.Compile(schemaID + "#/$defs/" + ty.def); err != nil {
 			return nil, err
+		}
+		// A type whose schema the typed check cannot decide (see
+		// typedcheck.go) or with rules beyond its schema (a checker) is
+		// left without one.
+		if !ty.goType.Implements(reflect.TypeFor[checker]()) {
+			ty.typed, _ = compileTypedCheck(ty.goType, served.Defs[ty.def])
 		}
 	}
 	return proto, nil
