@@ -275,6 +275,18 @@ local function undelivered(key)
   return 0
 end
 
+-- beyond reports whether stream key has an entry after id, the last one
+-- the group delivered: whether it has undelivered entries. (Cheaper than
+-- undelivered, for the claim loop.)
+local function beyond(key, id)
+  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  if not top then return false end
+  local a, b = string.match(top[1], '^(%d+)-(%d+)$')
+  local c, d = string.match(id, '^(%d+)-(%d+)$')
+  a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  return a > c or (a == c and b > d)
+end
+
 -- wakeAll wakes the waiting Claims, once per script.
 local function wakeAll()
   if not woken then
@@ -453,7 +465,7 @@ for p = 1, 3 do
     local take = left
     if top[3] then take = math.min(left, math.max(1, tonumber(top[4]) - turn)) end
     local entries = {}
-    if undelivered(key) > 0 then
+    if redis.call('EXISTS', key) == 1 then
       local res = redis.call('XREADGROUP', 'GROUP', G, worker, 'COUNT', take, 'STREAMS', key, '>')
       entries = res and res[1][2] or {}
     end
@@ -478,7 +490,7 @@ for p = 1, 3 do
     if #entries > 0 then
       redis.call('HSET', KEYS[10], p, turn + #entries - 1)
     end
-    if #entries > 0 and undelivered(key) > 0 then
+    if #entries > 0 and beyond(key, entries[#entries][1]) then
       redis.call('ZADD', KEYS[p], turn + #entries, t)
     else
       redis.call('ZREM', KEYS[p], t)
