@@ -190,7 +190,7 @@ func (s *Scheduler) createRunsThreaded(ctx context.Context, bs BatchStore, runs 
 	evs := make([][]streams.Event, len(runs))
 	for i, f := range owners {
 		th := thread{now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID}
-		ev, err := th.events(ctx, streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, To: string(RunQueued)})
+		ev, err := th.events(ctx, th.change("", RunQueued))
 		if err != nil {
 			return bs.CreateRuns(ctx, runs), false
 		}
@@ -219,7 +219,7 @@ func (s *Scheduler) queuedEvents(ctx context.Context, ths []thread) {
 		if th.id == "" {
 			continue
 		}
-		evs, err := th.events(ctx, streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, To: string(RunQueued)})
+		evs, err := th.events(ctx, th.change("", RunQueued))
 		if err != nil {
 			s.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "to", RunQueued, "err", err)
 			continue

@@ -126,6 +126,11 @@ func (th thread) events(ctx context.Context, ps ...streams.Payload) ([]streams.E
 	return evs, nil
 }
 
+// change is the task_status payload of the run going from → to.
+func (th thread) change(from, to RunStatus) streams.TaskStatus {
+	return streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, From: string(from), To: string(to)}
+}
+
 // waiting appends a task_status event that the run stays queued, and why.
 // Like status, it logs a failure rather than returning it.
 func (th thread) waiting(ctx context.Context, why string) {
@@ -138,7 +143,7 @@ func (th thread) waiting(ctx context.Context, why string) {
 // status appends a task_status event for the run going from → to, logging
 // a failure rather than returning it (the change is stored already).
 func (th thread) status(ctx context.Context, from, to RunStatus) {
-	err := th.emit(ctx, streams.TaskStatus{TaskID: th.taskID, RunID: th.runID, From: string(from), To: string(to)})
+	err := th.emit(ctx, th.change(from, to))
 	if err != nil {
 		th.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "from", from, "to", to, "err", err)
 	}

@@ -641,16 +641,15 @@ func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) er
 // the update succeeds (they report what happened); the status event only
 // when it does.
 func (x *execution) write(ctx context.Context, next Run, from, to RunStatus) error {
-	var status []streams.Event
-	if to != "" && x.th.log != nil && x.th.id != "" {
-		var err error
-		status, err = x.th.events(ctx, streams.TaskStatus{TaskID: x.th.taskID, RunID: x.th.runID, From: string(from), To: string(to)})
-		if err != nil {
-			return err
-		}
-	}
 	if u, ok := x.w.store.(ThreadedRunUpdater); ok && x.th.log != nil && x.th.id != "" {
-		evs := append(slices.Clip(x.pending), status...)
+		evs := slices.Clip(x.pending)
+		if to != "" {
+			status, err := x.th.events(ctx, x.th.change(from, to))
+			if err != nil {
+				return err
+			}
+			evs = append(evs, status...)
+		}
 		err := u.UpdateRunThreaded(ctx, x.th.log, next, from, x.th.id, evs)
 		if !errors.Is(err, errors.ErrUnsupported) {
 			if err == nil {
@@ -662,10 +661,8 @@ func (x *execution) write(ctx context.Context, next Run, from, to RunStatus) err
 	}
 	x.appendPending(ctx)
 	err := x.w.store.UpdateRun(ctx, next, from)
-	if err == nil && len(status) > 0 {
-		if _, aerr := x.th.log.Append(context.WithoutCancel(ctx), x.th.tenant, x.th.id, status); aerr != nil {
-			x.w.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", x.th.taskID, "run", x.th.runID, "from", from, "to", to, "err", aerr)
-		}
+	if err == nil && to != "" {
+		x.th.status(ctx, from, to)
 	}
 	return err
 }
