@@ -579,6 +579,8 @@ func (x *execution) flush(ctx context.Context) {
 
 // appendPending appends pending in a write of its own; x.mu is held. The
 // events report what has happened, so the append outlives a cancelled ctx.
+// It may run on the timer's goroutine, so it reads none of x's fields that
+// update writes without x.mu (x.run).
 func (x *execution) appendPending(ctx context.Context) {
 	x.stopTimer()
 	if len(x.pending) == 0 {
@@ -587,7 +589,7 @@ func (x *execution) appendPending(ctx context.Context) {
 	evs := x.pending
 	x.pending = nil
 	if _, err := x.th.log.Append(context.WithoutCancel(ctx), x.th.tenant, x.th.id, evs); err != nil {
-		x.w.logger.ErrorContext(ctx, "tasks: run events not appended to the thread", "run", x.run.ID, "events", len(evs), "err", err)
+		x.w.logger.ErrorContext(ctx, "tasks: run events not appended to the thread", "run", x.th.runID, "events", len(evs), "err", err)
 	}
 }
 
