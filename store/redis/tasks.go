@@ -668,7 +668,8 @@ func (l *Log) Run(ctx context.Context, tenant, id string) (tasks.Run, error) {
 }
 
 // updateRunScript replaces a run if its task and slot are the given ones
-// and its status is the expected one, and its entry in the queued index.
+// and its status is the expected one, and its entry in the queued index
+// (only a run that was queued has one to remove).
 // KEYS[1] run hash, KEYS[2] the tenant's queued index. ARGV[1] task id,
 // ARGV[2] slot, ARGV[3] expected status, ARGV[4] new status, ARGV[5] json,
 // ARGV[6] run id, ARGV[7] its queued score (queuedScore).
@@ -686,10 +687,10 @@ if not cur[1] then return {0} end
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return {2, cur[1], cur[2]} end
 if cur[3] ~= ARGV[3] then return {3, cur[3]} end
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'json', ARGV[5])
-if ARGV[7] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[6])
-else
+if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])
+elseif cur[3] == 'queued' then
+  redis.call('ZREM', KEYS[2], ARGV[6])
 end
 `
 
