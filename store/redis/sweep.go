@@ -14,7 +14,7 @@ package redis
 // The two sorted sets carry the tenant's hash tag, so each script that
 // writes a run or a task keeps them in the same step: createRunScript and
 // updateRunScript (and updateRunThreadedScript) add a run that is queued
-// and remove one that is not, createTaskScript, createThreadedScript and
+// and remove one that leaves queued, createTaskScript, createThreadedScript and
 // updateTaskScript do the same for a task that is active with an at, and
 // deleteTaskScript removes the task's and its runs' entries. A walk SSCANs
 // the tenants set and, for each tenant, reads with ZRANGE BYSCORE the
