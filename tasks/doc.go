@@ -19,7 +19,8 @@
 //	                                   └─ RunNow, Retry, Ingest: CreateRun ──(DispatchStore)──▶ Queue
 //	Scheduler ──Store.Due──▶ check entry against task ──▶ CreateRun (slot key) ──▶ Queue.Enqueue ──▶ AdvanceNext
 //	Worker ──Queue.Claim (lease)──▶ UpdateRun queued→running ──▶ Executor.Execute(run, Reporter)
-//	       Reporter: events wait (≤ 25 ms) for the next update; Checkpoint ──▶ UpdateRun running→running
+//	       Reporter: events and checkpoints wait (≤ 25 ms) for the next write; a checkpoint is
+//	                 written (UpdateRun running→running) before the executor's next event at the latest
 //	       success: Notifier ──▶ webhooks, Then ──▶ chained runs,
 //	                UpdateRun running→succeeded + text/done, Queue.Ack
 //	       (each UpdateRun carries the events since the last, and its task_status event:

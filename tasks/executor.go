@@ -39,14 +39,21 @@ type Executor interface {
 type Reporter interface {
 	// Emit appends events of the run (tool_call, tool_result, text, …) to
 	// its task's thread, in order. The worker's Reporter sends them with
-	// the run's next update or within 25 ms, whichever is first, so an
-	// error is the payloads' own (invalid data); a failed append is logged.
+	// the run's next write or within 25 ms, whichever is first; a
+	// checkpoint not yet stored is stored first (see Checkpoint). An error
+	// is the payloads' own (invalid data) or that checkpoint's; a failed
+	// append is logged.
 	Emit(ctx context.Context, ps ...streams.Payload) error
 	// Checkpoint records that step (0 for the first) finished, with state
 	// (any JSON, nil for none) for resuming after it: the run's
-	// Checkpoints grow by one. An error means the run must stop: the
-	// checkpoint may or may not be stored, except for ErrYield, after
-	// which it is.
+	// Checkpoints grow by one. The worker's Reporter stores it with the
+	// run's next write: before the next event the executor emits, or with
+	// the run's outcome. So an executor emits an event (a tool_call, say)
+	// before a step whose effects must not be repeated, as the built-in
+	// ones do, and the step starts only once the checkpoint before it is
+	// stored; an error from that Emit means the run must stop. An error
+	// from Checkpoint means the same; the checkpoint may or may not be
+	// stored, except for ErrYield, after which it is.
 	Checkpoint(ctx context.Context, step int, state json.RawMessage) error
 }
 

@@ -527,60 +527,112 @@ func (k *keeper) ensure(ctx context.Context) error {
 	return k.extend(ctx)
 }
 
-// flushAfter is the longest an event of a run waits in its execution's
-// pending list before it is appended on its own.
+// flushAfter is the longest an event or a checkpoint of a run waits in
+// its execution before it is written on its own.
 const flushAfter = 25 * time.Millisecond
 
 // execution is one run in a worker's hands; it is the executor's Reporter.
 //
-// The events of a run wait in pending, at most flushAfter, for the run's
-// next update, and travel with it: in one store write when the Store is a
-// ThreadedRunUpdater. A run that calls a quick tool and succeeds so makes
-// two writes, running and succeeded, each with its events, where it made
-// one per event and one per update. Readers of the thread see the events
-// in the order they were emitted, at most flushAfter later.
+// What the executor reports waits, at most flushAfter, for the run's next
+// write, and travels with it: in one store write when the Store is a
+// ThreadedRunUpdater.
+//
+//   - Events wait in pending.
+//   - A checkpoint is kept in run (dirty) and written before the next event
+//     the executor emits, since an executor announces each step's side
+//     effects (a tool_call) before making them: a step that must not run
+//     twice starts only once the checkpoint before it is stored. The last
+//     step's checkpoint travels with the run's outcome.
+//
+// A run that calls a quick tool and succeeds so makes two writes, running
+// and succeeded, each with its events, where it made one per event and one
+// per update and checkpoint. Readers of the thread see the events in the
+// order they were emitted, at most flushAfter later.
 type execution struct {
-	w   *Worker
-	k   *keeper
-	th  thread
-	run Run
+	w  *Worker
+	k  *keeper
+	th thread
 
-	mu      sync.Mutex // held over each write of pending, so that writes keep their order
+	mu      sync.Mutex // held over each write, so that writes keep their order
+	run     Run        // written under mu; read by the worker's goroutine without it
+	dirty   bool       // run has checkpoints the store does not have yet
 	pending []streams.Event
-	timer   *time.Timer // flushes pending, set while it is not empty
+	timer   *time.Timer // flushes pending and a dirty run, set while there is one
 }
 
-// Emit implements Reporter: the events join pending. An error is one of
-// the payloads' (invalid data); the append's own are logged.
+// Emit implements Reporter: the events join pending, after a checkpoint
+// kept in run is written. An error is one of the payloads' (invalid data)
+// or that checkpoint's write's; the append's own are logged.
 func (x *execution) Emit(ctx context.Context, ps ...streams.Payload) error {
-	if x.th.log == nil || x.th.id == "" || len(ps) == 0 {
-		return nil
-	}
-	evs, err := x.th.events(ctx, ps...)
+	evs, err := x.events(ctx, ps)
 	if err != nil {
 		return err
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.pending = append(x.pending, evs...)
-	if x.timer == nil {
-		ctx := context.WithoutCancel(ctx)
-		x.timer = time.AfterFunc(flushAfter, func() { x.flush(ctx) })
+	if x.dirty {
+		return x.save(ctx)
 	}
+	x.startTimer(ctx)
 	return nil
 }
 
-// flush appends the pending events now.
+// tell adds the worker's own events (the outcome, a warning) to pending.
+// They announce no step, so they do not write a kept checkpoint first.
+func (x *execution) tell(ctx context.Context, ps ...streams.Payload) error {
+	evs, err := x.events(ctx, ps)
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.pending = append(x.pending, evs...)
+	x.startTimer(ctx)
+	return nil
+}
+
+// events returns the events of ps on the run's thread, none without one.
+func (x *execution) events(ctx context.Context, ps []streams.Payload) ([]streams.Event, error) {
+	if x.th.log == nil || x.th.id == "" || len(ps) == 0 {
+		return nil, nil
+	}
+	return x.th.events(ctx, ps...)
+}
+
+// flush writes the pending events and a kept checkpoint now. A failure is
+// logged: the run's next write tries again, or its lease runs out.
 func (x *execution) flush(ctx context.Context) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.appendPending(ctx)
+	if err := x.save(ctx); err != nil {
+		x.w.logger.WarnContext(ctx, "tasks: checkpoint not stored", "run", x.th.runID, "err", err)
+	}
+}
+
+// save writes a kept checkpoint with the pending events, or the events
+// alone; x.mu is held.
+func (x *execution) save(ctx context.Context) error {
+	if !x.dirty {
+		x.appendPending(ctx)
+		return nil
+	}
+	if err := x.k.ensure(ctx); err != nil {
+		x.appendPending(ctx)
+		return err
+	}
+	return x.updateLocked(ctx, x.run, RunRunning, "")
+}
+
+func (x *execution) startTimer(ctx context.Context) {
+	if x.timer == nil && (x.dirty || len(x.pending) > 0) {
+		ctx := context.WithoutCancel(ctx)
+		x.timer = time.AfterFunc(flushAfter, func() { x.flush(ctx) })
+	}
 }
 
 // appendPending appends pending in a write of its own; x.mu is held. The
 // events report what has happened, so the append outlives a cancelled ctx.
-// It may run on the timer's goroutine, so it reads none of x's fields that
-// update writes without x.mu (x.run).
 func (x *execution) appendPending(ctx context.Context) {
 	x.stopTimer()
 	if len(x.pending) == 0 {
@@ -600,19 +652,29 @@ func (x *execution) stopTimer() {
 	}
 }
 
-// Checkpoint implements Reporter.
+// Checkpoint implements Reporter: the checkpoint is kept in run and
+// written with the run's next write, before the executor's next event at
+// the latest (see execution); at once, and then ErrYield, when the worker
+// is stopping.
 func (x *execution) Checkpoint(ctx context.Context, step int, state json.RawMessage) error {
-	next := x.run
 	now := x.w.now().UTC()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	next := x.run
 	next.Checkpoints = append(slices.Clip(x.run.Checkpoints), Checkpoint{Step: step, At: now, State: state})
 	next.UpdatedAt = now
-	if err := x.update(ctx, next, RunRunning, ""); err != nil {
+	if !x.w.isStopping() {
+		x.run, x.dirty = next, true
+		x.startTimer(ctx)
+		return nil
+	}
+	if err := x.k.ensure(ctx); err != nil {
 		return err
 	}
-	if x.w.isStopping() {
-		return ErrYield
+	if err := x.updateLocked(ctx, next, RunRunning, ""); err != nil {
+		return err
 	}
-	return nil
+	return ErrYield
 }
 
 // update writes next over the run if its status is still from, after
@@ -624,8 +686,13 @@ func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) er
 		return err
 	}
 	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.updateLocked(ctx, next, from, to)
+}
+
+// updateLocked is update once the lease is checked; x.mu is held.
+func (x *execution) updateLocked(ctx context.Context, next Run, from, to RunStatus) error {
 	err := x.write(ctx, next, from, to)
-	x.mu.Unlock()
 	switch vigil.ErrorCode(err) {
 	case "":
 	case vigil.Conflict, vigil.NotFound:
@@ -633,7 +700,7 @@ func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) er
 	default:
 		return err
 	}
-	x.run = next
+	x.run, x.dirty = next, false
 	return nil
 }
 
@@ -840,7 +907,7 @@ func (x *execution) start(ctx context.Context, c Claim) error {
 			next := r
 			next.StartedAt, next.UpdatedAt = now, now
 			if err = x.update(ctx, next, RunRunning, ""); err == nil {
-				_ = x.Emit(ctx, streams.Status{Phase: streams.PhaseThinking, Detail: "taken over from a worker that stopped while running it"})
+				_ = x.tell(ctx, streams.Status{Phase: streams.PhaseThinking, Detail: "taken over from a worker that stopped while running it"})
 				return nil
 			}
 		default:
@@ -857,7 +924,9 @@ func (x *execution) start(ctx context.Context, c Claim) error {
 		if gerr != nil {
 			return gerr
 		}
+		x.mu.Lock()
 		x.run = cur
+		x.mu.Unlock()
 	}
 	return errRunGone
 }
@@ -928,7 +997,7 @@ func (w *Worker) succeed(ctx context.Context, x *execution, out Outcome) {
 			ps = append(ps, streams.Text{MessageID: fmt.Sprintf("%s.a%d", x.run.ID, x.run.Attempt), Text: out.Summary})
 		}
 		ps = append(ps, streams.Done{Summary: clip(out.Summary, 500), Status: streams.OutcomeSucceeded})
-		if err := x.Emit(ctx, ps...); err != nil {
+		if err := x.tell(ctx, ps...); err != nil {
 			w.logger.ErrorContext(ctx, "tasks: result not appended to the thread", "run", x.run.ID, "err", err)
 		}
 		w.notify(ctx, x, final, out.Summary)
@@ -952,7 +1021,7 @@ func (w *Worker) fail(ctx context.Context, x *execution, cause error, class Erro
 		return
 	}
 	summary := fmt.Sprintf("%s failed: %s", x.run.Spec.Title, final.Error)
-	err := x.Emit(ctx,
+	err := x.tell(ctx,
 		streams.Error{Code: "run_failed", Message: clip(final.Error, 2000), Retryable: false},
 		streams.Done{Summary: clip(summary, 500), Status: streams.OutcomeFailed})
 	if err != nil {
@@ -980,10 +1049,10 @@ func (w *Worker) notify(ctx context.Context, x *execution, final Run, summary st
 	if w.notifier == nil || len(final.Spec.Notify) == 0 {
 		return
 	}
-	x.flush(ctx) // the thread hears of the outcome before the webhooks' retries
+	x.flush(ctx) // the last checkpoint is stored, and the thread hears of the outcome, before the webhooks
 	if err := w.notifier.Notify(ctx, final.Spec.Notify, notificationOf(final, summary)); err != nil {
 		w.logger.WarnContext(ctx, "tasks: webhook not delivered", "run", final.ID, "err", err)
-		_ = x.Emit(ctx, streams.Warning{Code: "webhook_failed", Message: clip("a webhook was not told of this run: "+err.Error(), 1000)})
+		_ = x.tell(ctx, streams.Warning{Code: "webhook_failed", Message: clip("a webhook was not told of this run: "+err.Error(), 1000)})
 	}
 }
 

@@ -639,3 +639,61 @@ func TestRunEventsOnThread(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointBeforeNextStep: a step's checkpoint is stored before the
+// next step's tool is called, though the worker keeps checkpoints to write
+// them with the run's next write.
+func TestCheckpointBeforeNextStep(t *testing.T) {
+	r := newRig(t)
+	g := newGate("s2")
+	r.tool(t, "gated", g.handler(r))
+	task := r.active(t, fourSteps(r))
+	r.worker(t, nil)
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, "s2")
+	got, err := r.db.Run(r.ctx, "acme", run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checkpointSteps(got) != "0" {
+		t.Fatalf("stored checkpoints when step 2 started: [%s], want [0]", checkpointSteps(got))
+	}
+	g.open("s2")
+	r.waitRun(t, run.ID, tasks.RunSucceeded)
+}
+
+// runWrites is a Store that counts the run writes of the worker.
+type runWrites struct {
+	tasks.Store
+	n atomic.Int32
+}
+
+func (s *runWrites) UpdateRun(ctx context.Context, r tasks.Run, from tasks.RunStatus) error {
+	s.n.Add(1)
+	return s.Store.UpdateRun(ctx, r, from)
+}
+
+// TestOneStepRunWrites: a run of one quick step makes two run writes,
+// running and succeeded; its step's checkpoint and events travel with the
+// second.
+func TestOneStepRunWrites(t *testing.T) {
+	r := newRig(t)
+	writes := &runWrites{Store: r.db}
+	task := r.active(t, tasks.Spec{Title: "echo", Kind: tasks.KindOneShot, Trigger: tasks.Trigger{At: t0.Add(time.Hour)},
+		Steps: []tasks.Step{{Tool: "echo", Args: map[string]any{"x": 1}}}})
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Store = writes })
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	if n := writes.n.Load(); n != 2 {
+		t.Errorf("%d run writes, want 2 (running, succeeded)", n)
+	}
+	if checkpointSteps(done) != "0" {
+		t.Errorf("checkpoints [%s], want [0]", checkpointSteps(done))
+	}
+}
