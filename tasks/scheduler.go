@@ -124,7 +124,7 @@ type SchedulerOptions struct {
 	Observer Observer
 	// SweepEvery is how often Run sweeps (see Sweep) while it holds the
 	// lease; default 5 minutes: a sweep repairs what a failure left (on
-	// Redis it SCANs the deployment's keys), the ticks do the rest. SweepAfter is how long a run must have
+	// bolt it walks every run and task), the ticks do the rest. SweepAfter is how long a run must have
 	// been queued, without an update, before a sweep enqueues it again;
 	// default 1 minute.
 	SweepEvery time.Duration
