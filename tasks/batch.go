@@ -405,8 +405,11 @@ type BatchAppender interface {
 //
 // RunTask returns the tenant's run id as Run would (vigil.NotFound when
 // it is missing) and, with it, the task it belongs to as Task would read
-// it, or the zero Task (ID "") when that task does not exist. It is safe
-// for concurrent use.
+// it, or the zero Task (ID "") when that task does not exist. The task's
+// Spec may be left zero: a worker takes the spec from the run (Run.Spec,
+// as it fired), and of the task only who owns it, where it reports and
+// what it stands at (ids, Owner, OwnerScopes, ThreadID, Status, Version).
+// It is safe for concurrent use.
 type RunTaskReader interface {
 	RunTask(ctx context.Context, tenant, id string) (Run, Task, error)
 }

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func TestRunTask(t *testing.T) {
 		l := open(t, prefix, opts)
 		task := newTask("acme", "tsk_1")
 		task.Spec.Slots = map[string]any{"city": "Paris"}
+		task.Owner, task.OwnerScopes = "ana", []string{"read:*"}
 		if err := l.CreateTask(ctx, task); err != nil {
 			t.Fatal(err)
 		}
@@ -65,8 +67,11 @@ func TestRunTask(t *testing.T) {
 		if !r.CreatedAt.Equal(wantRun.CreatedAt) || r.ID != wantRun.ID || r.TaskID != "tsk_1" || r.Spec.Slots["city"] != "Paris" || r.Status != tasks.RunQueued {
 			t.Errorf("RunTask run = %+v, want %+v", r, wantRun)
 		}
-		if tk.ID != wantTask.ID || tk.ThreadID != "th_tsk_1" || tk.Version != wantTask.Version || !tk.CreatedAt.Equal(wantTask.CreatedAt) {
-			t.Errorf("RunTask task = %+v, want %+v", tk, wantTask)
+		// The task without its Spec: the run carries the spec it fired with.
+		if tk.ID != wantTask.ID || tk.Tenant != "acme" || tk.Owner != "ana" || !slices.Equal(tk.OwnerScopes, []string{"read:*"}) ||
+			tk.Status != wantTask.Status || tk.ThreadID != "th_tsk_1" || tk.Version != wantTask.Version ||
+			!tk.CreatedAt.Equal(wantTask.CreatedAt) || !tk.UpdatedAt.Equal(wantTask.UpdatedAt) {
+			t.Errorf("RunTask task = %+v, want %+v but its Spec", tk, wantTask)
 		}
 
 		for _, c := range []struct{ tenant, id string }{{"acme", "run_missing"}, {"beta", "run_1"}, {"acme", "bad id!"}, {"", "run_1"}} {

@@ -205,14 +205,23 @@ func decodeTask(js, created, v string) (tasks.Task, error) {
 	if err := json.Unmarshal([]byte(js), &t); err != nil {
 		return tasks.Task{}, fmt.Errorf("corrupt task: %w", err)
 	}
-	var err error
-	if t.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
-		return tasks.Task{}, fmt.Errorf("corrupt task %s: created %q: %w", t.ID, created, err)
-	}
-	if t.Version, err = strconv.ParseInt(v, 10, 64); err != nil {
-		return tasks.Task{}, fmt.Errorf("corrupt task %s: version %q: %w", t.ID, v, err)
+	if err := setTaskFields(&t, created, v); err != nil {
+		return tasks.Task{}, err
 	}
 	return t, nil
+}
+
+// setTaskFields sets the fields of t that its hash keeps beside its json:
+// CreatedAt from created, Version from v.
+func setTaskFields(t *tasks.Task, created, v string) error {
+	var err error
+	if t.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
+		return fmt.Errorf("corrupt task %s: created %q: %w", t.ID, created, err)
+	}
+	if t.Version, err = strconv.ParseInt(v, 10, 64); err != nil {
+		return fmt.Errorf("corrupt task %s: version %q: %w", t.ID, v, err)
+	}
+	return nil
 }
 
 // encodeRun returns the json stored for r: r without CreatedAt, which the
