@@ -454,8 +454,11 @@ func (q *Queue) EnqueueBatch(ctx context.Context, items []tasks.QueueItem, delay
 // or an empty string}.
 var claimScript = newQueueScript(`
 local left, worker, k, out = tonumber(ARGV[2]), ARGV[3], 0, {}
+-- The leases and their deadlines, written once at the end.
+local leases, deadlines = {}, {}
 for p = 1, 3 do
   promote(p, ARGV[1])
+  local clock
   while left > 0 do
     local top = redis.call('ZRANGE', KEYS[p], 0, 1, 'WITHSCORES')
     if #top == 0 then break end
@@ -475,8 +478,10 @@ for p = 1, 3 do
       if id and redis.call('HGET', KEYS[7], id) == 'r|' .. (p - 1) .. '|' .. e[1] then
         k, left = k + 1, left - 1
         local token = ARGV[4] .. '.' .. k
-        redis.call('HSET', KEYS[7], id, table.concat({'l', p - 1, e[1], token, ARGV[5], 1, worker}, '|'))
-        redis.call('ZADD', KEYS[8], ARGV[6], id)
+        leases[#leases + 1] = id
+        leases[#leases + 1] = table.concat({'l', p - 1, e[1], token, ARGV[5], 1, worker}, '|')
+        deadlines[#deadlines + 1] = ARGV[6]
+        deadlines[#deadlines + 1] = id
         out[#out + 1] = p - 1
         out[#out + 1] = id
         out[#out + 1] = token
@@ -488,7 +493,7 @@ for p = 1, 3 do
     end
     if stale then leave(key, worker) end
     if #entries > 0 then
-      redis.call('HSET', KEYS[10], p, turn + #entries - 1)
+      clock = turn + #entries - 1
     end
     if #entries > 0 and beyond(key, entries[#entries][1]) then
       redis.call('ZADD', KEYS[p], turn + #entries, t)
@@ -496,8 +501,13 @@ for p = 1, 3 do
       redis.call('ZREM', KEYS[p], t)
     end
   end
+  if clock then redis.call('HSET', KEYS[10], p, clock) end
 end
-if k > 0 then return {out} end
+if k > 0 then
+  redis.call('HSET', KEYS[7], unpack(leases))
+  redis.call('ZADD', KEYS[8], unpack(deadlines))
+  return {out}
+end
 local top = redis.call('XREVRANGE', KEYS[9], '+', '-', 'COUNT', 1)[1]
 return {out, {top and top[1] or '0-0'}, earliest() or ''}
 `)
