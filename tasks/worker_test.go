@@ -284,6 +284,21 @@ func (g *gate) handler(r *rig) toolsregistry.HandlerFunc {
 	}
 }
 
+// runGated runs the four-step task now, on the workers started already,
+// with step held by a gate, and returns once the step has begun.
+func (r *rig) runGated(t *testing.T, step string) (*gate, tasks.Task, tasks.Run) {
+	t.Helper()
+	g := newGate(step)
+	r.tool(t, "gated", g.handler(r))
+	task := r.active(t, fourSteps(r))
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, step)
+	return g, task, run
+}
+
 func fourSteps(r *rig) tasks.Spec {
 	var steps []tasks.Step
 	for _, n := range []string{"s1", "s2", "s3", "s4"} {
@@ -305,15 +320,8 @@ func checkpointSteps(run tasks.Run) string {
 // releases its lease; another worker resumes it at step 3.
 func TestLongRunGracefulStopResumes(t *testing.T) {
 	r := newRig(t)
-	g := newGate("s2")
-	r.tool(t, "gated", g.handler(r))
-	task := r.active(t, fourSteps(r))
 	w1 := r.worker(t, nil)
-	run, err := r.m.RunNow(r.ctx, task.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.wait(t, "s2")
+	g, task, run := r.runGated(t, "s2")
 	stopped := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -356,16 +364,9 @@ func TestLongRunGracefulStopResumes(t *testing.T) {
 // webhook is posted once.
 func TestLongRunCrashResumes(t *testing.T) {
 	r := newRig(t)
-	g := newGate("s3")
-	r.tool(t, "gated", g.handler(r))
-	task := r.active(t, fourSteps(r))
 	ctx, kill := context.WithCancel(context.Background())
 	w1 := r.workerCtx(t, ctx, nil)
-	run, err := r.m.RunNow(r.ctx, task.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.wait(t, "s3")
+	g, _, run := r.runGated(t, "s3")
 	kill()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -401,15 +402,8 @@ func TestLongRunCrashResumes(t *testing.T) {
 // its lease is released.
 func TestStopDeadlineRequeues(t *testing.T) {
 	r := newRig(t)
-	g := newGate("s2")
-	r.tool(t, "gated", g.handler(r))
-	task := r.active(t, fourSteps(r))
 	w := r.worker(t, nil)
-	run, err := r.m.RunNow(r.ctx, task.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.wait(t, "s2")
+	g, _, run := r.runGated(t, "s2")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := w.Stop(ctx); err != nil {
@@ -434,15 +428,8 @@ func TestStopDeadlineRequeues(t *testing.T) {
 // checkpoint; it is not marked anything else.
 func TestCancelStopsRun(t *testing.T) {
 	r := newRig(t)
-	g := newGate("s2")
-	r.tool(t, "gated", g.handler(r))
-	task := r.active(t, fourSteps(r))
 	r.worker(t, nil)
-	run, err := r.m.RunNow(r.ctx, task.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.wait(t, "s2")
+	g, _, run := r.runGated(t, "s2")
 	if _, err := r.m.CancelRun(r.ctx, run.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -645,15 +632,8 @@ func TestRunEventsOnThread(t *testing.T) {
 // them with the run's next write.
 func TestCheckpointBeforeNextStep(t *testing.T) {
 	r := newRig(t)
-	g := newGate("s2")
-	r.tool(t, "gated", g.handler(r))
-	task := r.active(t, fourSteps(r))
 	r.worker(t, nil)
-	run, err := r.m.RunNow(r.ctx, task.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.wait(t, "s2")
+	g, _, run := r.runGated(t, "s2")
 	got, err := r.db.Run(r.ctx, "acme", run.ID)
 	if err != nil {
 		t.Fatal(err)
