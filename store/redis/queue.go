@@ -301,8 +301,12 @@ end
 local function ready(p, id)
   local t = tenantOf(id)
   local key = stream(p, t)
-  ensure(key)
-  local e = redis.call('XADD', key, '*', 'i', id)
+  -- The stream usually exists: try that first, which saves an EXISTS.
+  local e = redis.call('XADD', key, 'NOMKSTREAM', '*', 'i', id)
+  if not e then
+    ensure(key)
+    e = redis.call('XADD', key, '*', 'i', id)
+  end
   redis.call('HSET', KEYS[7], id, 'r|' .. (p - 1) .. '|' .. e)
   if not redis.call('ZSCORE', KEYS[p], t) then
     redis.call('ZADD', KEYS[p], (tonumber(redis.call('HGET', KEYS[10], p)) or 0) + 1, t)

@@ -594,9 +594,7 @@ return {1}
 const createRunLua = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
-local other = redis.call('HGET', KEYS[3], ARGV[1])
-if other then return {3, other} end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return {3, redis.call('HGET', KEYS[3], ARGV[1])} end
 redis.call('HSET', KEYS[2], 'task', ARGV[4], 'slot', ARGV[5], 'status', ARGV[6], 'created', ARGV[7], 'json', ARGV[8])
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[5], ARGV[9], ARGV[2]) end
@@ -843,7 +841,11 @@ const schedMoveLua = `
 local function move(member, from, rank, score, value)
   local cur = redis.call('HGET', KEYS[4], member)
   if from ~= '*' and (not cur or string.match(cur, '^%d|([^|]*)|') ~= from) then return 0 end
-  if cur then redis.call('ZREM', KEYS[tonumber(string.sub(cur, 1, 1)) + 1], member) end
+  -- An entry that stays in its priority's set only changes its score:
+  -- ZADD moves it, no ZREM needed.
+  if cur and string.sub(cur, 1, 1) ~= rank then
+    redis.call('ZREM', KEYS[tonumber(string.sub(cur, 1, 1)) + 1], member)
+  end
   if rank == '' then
     redis.call('HDEL', KEYS[4], member)
   else
