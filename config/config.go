@@ -44,8 +44,10 @@ type Workers struct {
 
 	// Concurrency is how many runs one process executes at once. Runs
 	// mostly wait (on a model, a tool, the store), so the default is
-	// generous: 64. More runs at once also share the store's round trips
-	// (store.redis.coalesce), which makes each cheaper.
+	// generous: 256. More runs at once also share the store's round trips
+	// (store.redis.coalesce) and commits (bolt), which makes each cheaper.
+	// Lower it for executors that use the CPU, or use Rate to spare a
+	// rate-limited model provider.
 	Concurrency int `yaml:"concurrency"`
 
 	// TenantConcurrency caps the runs of one tenant executing at once in
@@ -411,7 +413,7 @@ func defaults() Config {
 		Memory: Memory{ShortTermTokens: 2000},
 		Workers: Workers{
 			Embedded:          true,
-			Concurrency:       64,
+			Concurrency:       256,
 			TenantConcurrency: 4,
 			Lease:             30 * time.Second,
 			StopTimeout:       10 * time.Second,

@@ -43,7 +43,7 @@ func TestDefault(t *testing.T) {
 			Mode: "none", StreamTokenTTL: 5 * time.Minute,
 			JWT: JWT{Leeway: 30 * time.Second, TenantClaim: "tenant", UserClaim: "sub", RolesClaim: "roles"},
 		},
-		Workers: Workers{Embedded: true, Concurrency: 64, TenantConcurrency: 4, Lease: 30 * time.Second, StopTimeout: 10 * time.Second},
+		Workers: Workers{Embedded: true, Concurrency: 256, TenantConcurrency: 4, Lease: 30 * time.Second, StopTimeout: 10 * time.Second},
 		Scheduler: Scheduler{Enabled: true, Tick: 500 * time.Millisecond, Batch: 1000, Grace: time.Minute, LeaseTTL: 15 * time.Second,
 			SweepEvery: 5 * time.Minute, SweepAfter: time.Minute},
 		Retry: Retry{Transient: 3, Backoff: []string{"10s", "20s", "40s"}, JitterPercent: 20},

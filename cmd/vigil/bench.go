@@ -37,7 +37,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("vigil bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: vigil bench streams [--redis URL] [flags]\n       vigil bench burst [--n 100000] [--tenants 10] [--workers 64] [flags]\n"+
+		fmt.Fprint(fs.Output(), "usage: vigil bench streams [--redis URL] [flags]\n       vigil bench burst [--n 100000] [--tenants 10] [--workers 256] [flags]\n"+
 			"       vigil bench mcp [--clients 32] [--duration 10s] [--redis URL] [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
