@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -383,5 +384,109 @@ func TestQueueCancelled(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || vigil.ErrorCode(err) == vigil.Unavailable {
 			t.Errorf("call with a cancelled ctx: %v (code %q), want context.Canceled", err, vigil.ErrorCode(err))
 		}
+	}
+}
+
+// turnModel is the fair queuing the queue's claim script follows, taken
+// one item at a time: within a priority, the tenant with the lowest turn
+// (ties by name, in byte order) gives its oldest ready item; its turn is
+// then one more, or it leaves once it has nothing ready; the priority's
+// clock is the turn of the last item taken, and a tenant that gets a
+// ready item while it has none joins at the clock plus one. (bolt.Queue
+// breaks ties between tenants by the order their items became ready, so
+// storetest.Queue, which both pass, names its tenants in that order.)
+type turnModel struct {
+	prio [3]struct {
+		clock int
+		turn  map[string]int
+		ready map[string][]string
+	}
+}
+
+func newTurnModel() *turnModel {
+	m := &turnModel{}
+	for i := range m.prio {
+		m.prio[i].turn, m.prio[i].ready = map[string]int{}, map[string][]string{}
+	}
+	return m
+}
+
+func (m *turnModel) enqueue(it tasks.QueueItem) {
+	p := &m.prio[it.Priority.Rank()]
+	if len(p.ready[it.Tenant]) == 0 {
+		p.turn[it.Tenant] = p.clock + 1
+	}
+	p.ready[it.Tenant] = append(p.ready[it.Tenant], it.RunID)
+}
+
+func (m *turnModel) claim(n int) []string {
+	var out []string
+	for i := range m.prio {
+		p := &m.prio[i]
+		for len(out) < n && len(p.ready) > 0 {
+			var next string
+			for t := range p.ready {
+				if next == "" || p.turn[t] < p.turn[next] || p.turn[t] == p.turn[next] && t < next {
+					next = t
+				}
+			}
+			out = append(out, next+"/"+p.ready[next][0])
+			p.clock = p.turn[next]
+			if p.ready[next] = p.ready[next][1:]; len(p.ready[next]) == 0 {
+				delete(p.ready, next)
+			} else {
+				p.turn[next]++
+			}
+		}
+	}
+	return out
+}
+
+// TestQueueTurnModel enqueues and claims at random, claims of up to 40
+// items across tenants with uneven backlogs, and checks each claim
+// against turnModel: the claim script takes a round of turns at once
+// (each tenant's share, then one read per tenant), and must take the same
+// items in the same order as turns taken one by one.
+func TestQueueTurnModel(t *testing.T) {
+	ctx := t.Context()
+	l := open(t, redistest.Prefix(t), redis.Options{})
+	q := redis.NewQueue(l, redis.QueueOptions{})
+	m := newTurnModel()
+	rng := rand.New(rand.NewPCG(3, 7))
+	// Names out of the order in which they first enqueue, some prefixes
+	// of others, upper case before lower in byte order.
+	tenants := []string{"zeta", "Beta", "alpha", "al", "mid", "a", "Zulu"}
+	prios := []tasks.Priority{tasks.PriorityHigh, tasks.PriorityNormal, tasks.PriorityNormal, tasks.PriorityNormal, tasks.PriorityLow}
+	seq, claimed := 0, 0
+	for step := range 1500 {
+		if rng.IntN(10) < 7 {
+			// Bursts of one tenant make uneven backlogs.
+			tenant, p := tenants[rng.IntN(len(tenants))], prios[rng.IntN(len(prios))]
+			for range 1 + rng.IntN(4)*rng.IntN(4) {
+				seq++
+				it := tasks.QueueItem{Tenant: tenant, RunID: fmt.Sprintf("run_%05d", seq), Priority: p}
+				if err := q.Enqueue(ctx, it, 0); err != nil {
+					t.Fatal(err)
+				}
+				m.enqueue(it)
+			}
+			continue
+		}
+		n := 1 + rng.IntN(40)
+		cs, err := q.Claim(ctx, "w", n, time.Minute, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]string, len(cs))
+		for i, c := range cs {
+			got[i] = c.Tenant + "/" + c.RunID
+		}
+		if want := m.claim(n); !slices.Equal(got, want) {
+			t.Fatalf("step %d: Claim(%d) = %v; want %v", step, n, got, want)
+		}
+		claimed += len(cs)
+	}
+	if claimed < seq/2 {
+		t.Errorf("claimed %d of %d items: the claims were too few to test rounds", claimed, seq)
 	}
 }
