@@ -308,7 +308,8 @@ end
 -- take one; each is assumed to have items enough.
 local function shares(names, turns, n)
   -- Walk up the turns: at turn v, every tenant whose turn is at most v
-  -- takes one item, until fewer than they remain.
+  -- (the open ones) takes one item; stop at the first turn where the
+  -- items left are no more than the open tenants.
   local share, open, v, had = {}, 0, turns[1], 0
   for i = 1, #names do share[i] = 0 end
   while true do
