@@ -35,9 +35,10 @@ type QueueOptions struct {
 //   - Tenants take turns by start-time fair queuing with a unit cost per
 //     run: within a priority, an item that becomes ready while its tenant
 //     has none ready comes after at most one ready item of every other
-//     tenant, and tenants whose turns tie are taken in the order of their
-//     names (the subtests name tenants so that this is also the order in
-//     which they enqueued).
+//     tenant. Between tenants whose turns tie, either order passes:
+//     redis.Queue takes the tenant whose name sorts first, bolt.Queue the
+//     item that became ready first, and the subtests name tenants in the
+//     order in which they enqueue, so that both agree.
 //
 // Waiting is tested in real time with bounded deadlines: a Claim woken by
 // an Enqueue must return within a second.
