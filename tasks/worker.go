@@ -553,9 +553,13 @@ type execution struct {
 	k  *keeper
 	th thread
 
-	mu      sync.Mutex // held over each write, so that writes keep their order
-	run     Run        // written under mu; read by the worker's goroutine without it
-	dirty   bool       // run has checkpoints the store does not have yet
+	mu sync.Mutex // held over each write, so that writes keep their order
+	// run is the run as the worker last wrote or kept it. Only the
+	// goroutine that executes the run writes it, under mu, and it reads
+	// it without mu; the flush timer writes what run holds but never
+	// assigns it.
+	run     Run
+	dirty   bool // run has checkpoints the store does not have yet
 	pending []streams.Event
 	timer   *time.Timer // flushes pending and a dirty run, set while there is one
 }
@@ -611,17 +615,24 @@ func (x *execution) flush(ctx context.Context) {
 }
 
 // save writes a kept checkpoint with the pending events, or the events
-// alone; x.mu is held.
+// alone; x.mu is held. A checkpoint that can no longer be stored (the
+// lease is lost, the run gone) is dropped, so that no later flush tries
+// again.
 func (x *execution) save(ctx context.Context) error {
 	if !x.dirty {
 		x.appendPending(ctx)
 		return nil
 	}
-	if err := x.k.ensure(ctx); err != nil {
+	err := x.k.ensure(ctx)
+	if err != nil {
 		x.appendPending(ctx)
-		return err
+	} else {
+		err = x.store(ctx, x.run, RunRunning, "")
 	}
-	return x.updateLocked(ctx, x.run, RunRunning, "")
+	if err == nil || errors.Is(err, errLeaseLost) || errors.Is(err, errRunGone) {
+		x.dirty = false
+	}
+	return err
 }
 
 func (x *execution) startTimer(ctx context.Context) {
@@ -692,16 +703,25 @@ func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) er
 
 // updateLocked is update once the lease is checked; x.mu is held.
 func (x *execution) updateLocked(ctx context.Context, next Run, from, to RunStatus) error {
-	err := x.write(ctx, next, from, to)
-	switch vigil.ErrorCode(err) {
-	case "":
-	case vigil.Conflict, vigil.NotFound:
-		return errRunGone
-	default:
+	if err := x.store(ctx, next, from, to); err != nil {
+		if errors.Is(err, errRunGone) {
+			x.dirty = false // no write of the run can succeed any more
+		}
 		return err
 	}
 	x.run, x.dirty = next, false
 	return nil
+}
+
+// store is write, with a run that changed under the worker (cancelled,
+// deleted) as errRunGone; x.mu is held.
+func (x *execution) store(ctx context.Context, next Run, from, to RunStatus) error {
+	err := x.write(ctx, next, from, to)
+	switch vigil.ErrorCode(err) {
+	case vigil.Conflict, vigil.NotFound:
+		return errRunGone
+	}
+	return err
 }
 
 // write is update's store write; x.mu is held. With a ThreadedRunUpdater

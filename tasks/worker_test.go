@@ -677,3 +677,48 @@ func TestOneStepRunWrites(t *testing.T) {
 		t.Errorf("checkpoints [%s], want [0]", checkpointSteps(done))
 	}
 }
+
+// quietExecutor checkpoints one step, then works on without emitting for
+// longer than the worker's flush delay, so that the flush timer writes the
+// kept checkpoint while the run is still executing.
+type quietExecutor struct{ quiet time.Duration }
+
+func (e quietExecutor) Execute(ctx context.Context, run tasks.Run, rep tasks.Reporter) (tasks.Outcome, error) {
+	if err := rep.Checkpoint(ctx, 0, json.RawMessage(`{"done":1}`)); err != nil {
+		return tasks.Outcome{}, err
+	}
+	time.Sleep(e.quiet)
+	return tasks.Outcome{Summary: "quiet"}, nil
+}
+
+// TestCheckpointFlushedWhileQuiet: a checkpoint the executor keeps quiet
+// about is stored by the flush timer while the run goes on, and the run
+// then succeeds with it.
+func TestCheckpointFlushedWhileQuiet(t *testing.T) {
+	r := newRig(t)
+	task := r.active(t, tasks.Spec{Title: "quiet", Kind: tasks.KindOneShot, Trigger: tasks.Trigger{At: t0.Add(time.Hour)},
+		Steps: []tasks.Step{{Tool: "echo", Args: map[string]any{"x": 1}}}})
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Executor = quietExecutor{quiet: 150 * time.Millisecond} })
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := r.db.Run(r.ctx, "acme", run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == tasks.RunRunning && checkpointSteps(got) == "0" {
+			break // stored by the timer while the executor is quiet
+		}
+		if got.Status != tasks.RunQueued && got.Status != tasks.RunRunning || time.Now().After(deadline) {
+			t.Fatalf("run %s with checkpoints [%s]; want it running with [0] before the executor returns", got.Status, checkpointSteps(got))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	if checkpointSteps(done) != "0" {
+		t.Errorf("checkpoints [%s], want [0]", checkpointSteps(done))
+	}
+}
