@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
 	"github.com/vigilhq/vigil/toolsregistry"
@@ -25,7 +26,7 @@ type BurstOptions struct {
 	Tasks   int // periodic tasks, all due at one instant (default 100,000)
 	Tenants int // tenants the tasks are spread over (default 10)
 	// Workers is the worker pool's concurrency (WorkerOptions.Concurrency;
-	// default 64, as `vigil serve` runs it). TenantCap is its per-tenant
+	// default workers.concurrency's, as `vigil serve` runs it). TenantCap is its per-tenant
 	// cap (WorkerOptions.TenantConcurrency; default Workers: no cap).
 	Workers   int
 	TenantCap int
@@ -70,7 +71,7 @@ func (o BurstOptions) withDefaults() BurstOptions {
 	}
 	def(&o.Tasks, 100_000)
 	def(&o.Tenants, 10)
-	def(&o.Workers, 64)
+	def(&o.Workers, config.Default().Workers.Concurrency)
 	def(&o.TenantCap, o.Workers)
 	def(&o.Creators, 256)
 	o.Tenants = min(o.Tenants, o.Tasks)

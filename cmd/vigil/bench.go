@@ -37,8 +37,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("vigil bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: vigil bench streams [--redis URL] [flags]\n       vigil bench burst [--n 100000] [--tenants 10] [--workers 256] [flags]\n"+
-			"       vigil bench mcp [--clients 32] [--duration 10s] [--redis URL] [flags]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: vigil bench streams [--redis URL] [flags]\n       vigil bench burst [--n 100000] [--tenants 10] [--workers %d] [flags]\n"+
+			"       vigil bench mcp [--clients 32] [--duration 10s] [--redis URL] [flags]\n\nflags:\n", config.Default().Workers.Concurrency)
 		fs.PrintDefaults()
 	}
 	redisURL := fs.String("redis", "", "measure the Redis store at `URL` (default: a bolt file in a temporary directory)")
