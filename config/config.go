@@ -91,11 +91,13 @@ type Scheduler struct {
 	// holder dies.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 
-	// SweepEvery is how often the dispatching scheduler sweeps: it walks
-	// the whole store (on Redis, a SCAN of the deployment's keys) to
-	// enqueue again the queued runs that lost their queue item, and to
-	// archive the one-shot tasks whose slot is behind them. A sweep starts
-	// on a tick, so it is at least Tick.
+	// SweepEvery is how often the dispatching scheduler sweeps, to
+	// enqueue again the queued runs that lost their queue item and to
+	// archive the one-shot tasks whose slot is behind them. On bolt a
+	// sweep walks every run and task; on Redis it reads per-tenant
+	// indexes of queued runs and of active tasks with a time, which the
+	// first sweep builds once with a SCAN of the deployment's keys. A
+	// sweep starts on a tick, so it is at least Tick.
 	SweepEvery time.Duration `yaml:"sweep_every"`
 
 	// SweepAfter is how long a run must have been queued, without an

@@ -96,17 +96,20 @@ type firing struct {
 	move *NextMove // the AdvanceNext to make last, if any
 	// queued is set once the run is stored and must be enqueued: a new run
 	// (created), or a run of the slot found still queued (a repair).
-	// announced: its task_status event was stored with it.
+	// announced: its task_status event, if its task has a thread, was
+	// stored with it.
 	queued, created, announced bool
 	failed                     bool // the entry met an error: nothing more is done
 }
 
 // fireGroup handles the due entries es as fire would handle each, with
-// one call per step for the whole group: TaskBatch, CreateRuns, an
-// enqueue (one EnqueueBatch when the queue has it), then the task_status
-// events, then AdvanceNextBatch. The steps keep fire's order, so the crash
-// repair fire relies on holds: an entry advances only after its run is
-// stored and enqueued. If TaskBatch fails, each entry is fired on its own.
+// one call per step for the whole group: TaskBatch, CreateRuns (with the
+// runs' task_status events when the store is a ThreadedRunsCreator), an
+// enqueue (one EnqueueBatch when the queue has it), then, when they were
+// not stored with the runs, the task_status events, then
+// AdvanceNextBatch. The steps keep fire's order where the crash repair
+// fire relies on it: an entry advances only after its run is stored and
+// enqueued. If TaskBatch fails, each entry is fired on its own.
 func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleEntry, now time.Time) TickReport {
 	fs := make([]firing, len(es))
 	refs := make([]TaskRef, len(es))
@@ -189,7 +192,10 @@ func (s *Scheduler) createRunsThreaded(ctx context.Context, bs BatchStore, runs 
 	threads := make([]string, len(runs))
 	evs := make([][]streams.Event, len(runs))
 	for i, f := range owners {
-		th := thread{now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID}
+		if f.t.ThreadID == "" {
+			continue // no thread to tell: no events
+		}
+		th := thread{log: s.log, now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID}
 		ev, err := th.events(ctx, th.change("", RunQueued))
 		if err != nil {
 			return bs.CreateRuns(ctx, runs), false
@@ -311,7 +317,7 @@ func (s *Scheduler) createRuns(ctx context.Context, bs BatchStore, fs []firing) 
 		}
 		switch {
 		case err == nil:
-			f.queued, f.created, f.announced = true, true, announced && f.t.ThreadID != ""
+			f.queued, f.created, f.announced = true, true, announced
 		case vigil.ErrorCode(err) == vigil.Conflict:
 			f.rep.Duplicates = 1
 			if cur, gerr := s.store.Run(ctx, f.run.Tenant, f.run.ID); gerr == nil && cur.Status == RunQueued {
@@ -397,6 +403,33 @@ type ThreadEvents struct {
 // element. Implementations are safe for concurrent use.
 type BatchAppender interface {
 	AppendBatch(ctx context.Context, batch []ThreadEvents) []error
+}
+
+// ThreadedRunUpdater is an optional capability of a Store that keeps the
+// tasks' threads in the same backend: it updates a run and appends the
+// events that report the change in one step (one transaction, one script),
+// where the worker otherwise makes two writes, UpdateRun and an append. A
+// run's state changes are most of a worker's writes, so this halves them.
+// The Worker uses it when its Store has it, checked with a type assertion.
+//
+// UpdateRunThreaded does what UpdateRun(ctx, r, from) does, answering its
+// errors, and when the update succeeds appends evs to the tenant's thread
+// in the same step; when it fails it appends nothing. A thread that does
+// not exist (its task was deleted) gets no events and does not fail the
+// update. evs may be empty.
+//
+// log is the streams.Log the caller keeps the thread in. When that is not
+// the store's own (another backend, or a wrapper around this one), or the
+// store cannot make both writes in one step (Redis Cluster, whose thread
+// and task keys live in different slots), UpdateRunThreaded changes
+// nothing and returns an error matching errors.ErrUnsupported, and the
+// caller makes the two writes one by one. That answer must hold for as
+// long as the store and log do: a Worker told it once makes two writes
+// from then on, without asking again.
+//
+// Implementations are safe for concurrent use.
+type ThreadedRunUpdater interface {
+	UpdateRunThreaded(ctx context.Context, log streams.Log, r Run, from RunStatus, thread string, evs []streams.Event) error
 }
 
 // RunTaskReader is an optional capability of a Store: a run and its task

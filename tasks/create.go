@@ -88,38 +88,3 @@ func (m *Manager) statusEvent(ctx context.Context, t Task, runID, from, to strin
 	ev.TaskID, ev.RunID, ev.TraceID, ev.TS = t.ID, runID, vigil.TraceID(ctx), m.now().UTC()
 	return ev, nil
 }
-
-// ThreadedRunUpdater is an optional capability of a Store that keeps the
-// tasks' threads in the same backend: it updates a run and appends the
-// events that report the change in one step (one transaction, one script),
-// where the worker otherwise makes two writes, UpdateRun and an append. A
-// run's state changes are most of a worker's writes, so this halves them.
-// The Worker uses it when its Store has it, checked with a type assertion.
-//
-// UpdateRunThreaded does what UpdateRun(ctx, r, from) does, answering its
-// errors, and when the update succeeds appends evs to the tenant's thread
-// in the same step; when it fails it appends nothing. A thread that does
-// not exist (its task was deleted) gets no events and does not fail the
-// update. evs may be empty.
-//
-// log is the streams.Log the caller keeps the thread in. When that is not
-// the store's own, or the store cannot make both writes in one step (Redis
-// Cluster, whose thread and task keys live in different slots),
-// UpdateRunThreaded changes nothing and returns an error matching
-// errors.ErrUnsupported, and the caller makes the two writes one by one.
-//
-// Implementations are safe for concurrent use.
-type ThreadedRunUpdater interface {
-	UpdateRunThreaded(ctx context.Context, log streams.Log, r Run, from RunStatus, thread string, evs []streams.Event) error
-}
-
-// UpdateRunThreaded implements ThreadedRunUpdater with the wrapped Store's,
-// when it has one; without one it returns an error matching
-// errors.ErrUnsupported.
-func (s *DispatchStore) UpdateRunThreaded(ctx context.Context, log streams.Log, r Run, from RunStatus, thread string, evs []streams.Event) error {
-	u, ok := s.Store.(ThreadedRunUpdater)
-	if !ok {
-		return fmt.Errorf("tasks: %T cannot update a run with its thread: %w", s.Store, errors.ErrUnsupported)
-	}
-	return u.UpdateRunThreaded(ctx, log, r, from, thread, evs)
-}

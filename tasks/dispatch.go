@@ -97,22 +97,22 @@ type thread struct {
 	runID  string
 }
 
-// emit appends ps as one batch. The change they report has happened, so
-// the append outlives a cancelled ctx.
+// emit appends the events of ps as one batch.
 func (th thread) emit(ctx context.Context, ps ...streams.Payload) error {
-	if th.log == nil || th.id == "" || len(ps) == 0 {
-		return nil
-	}
 	evs, err := th.events(ctx, ps...)
 	if err != nil {
 		return err
 	}
-	_, err = th.log.Append(context.WithoutCancel(ctx), th.tenant, th.id, evs)
-	return err
+	return th.append(ctx, evs)
 }
 
-// events returns the events emit appends for ps.
+// events returns the events of ps on the thread, stamped with the trace id
+// of ctx and the time: none when there is no thread (no log, or the task
+// has none) or no ps.
 func (th thread) events(ctx context.Context, ps ...streams.Payload) ([]streams.Event, error) {
+	if th.log == nil || th.id == "" || len(ps) == 0 {
+		return nil, nil
+	}
 	evs := make([]streams.Event, 0, len(ps))
 	ts := th.now().UTC()
 	for _, p := range ps {
@@ -124,6 +124,17 @@ func (th thread) events(ctx context.Context, ps ...streams.Payload) ([]streams.E
 		evs = append(evs, ev)
 	}
 	return evs, nil
+}
+
+// append appends evs, built by events, as one batch; none is no write.
+// The change they report has happened, so the append outlives a cancelled
+// ctx.
+func (th thread) append(ctx context.Context, evs []streams.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	_, err := th.log.Append(context.WithoutCancel(ctx), th.tenant, th.id, evs)
+	return err
 }
 
 // change is the task_status payload of the run going from → to.
@@ -143,7 +154,12 @@ func (th thread) waiting(ctx context.Context, why string) {
 // status appends a task_status event for the run going from → to, logging
 // a failure rather than returning it (the change is stored already).
 func (th thread) status(ctx context.Context, from, to RunStatus) {
-	err := th.emit(ctx, th.change(from, to))
+	th.statusFailed(ctx, from, to, th.emit(ctx, th.change(from, to)))
+}
+
+// statusFailed logs err, when there is one, as the failure to append the
+// task_status event of the run going from → to.
+func (th thread) statusFailed(ctx context.Context, from, to RunStatus, err error) {
 	if err != nil {
 		th.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "from", from, "to", to, "err", err)
 	}

@@ -12,8 +12,10 @@ import (
 // A task's runs call tools with its owner's scopes, and the owner is not
 // there when they run: the Manager records the scopes on the task
 // (Task.OwnerScopes) each time the owner creates, updates, confirms or
-// resumes it, and the executors read them back from the Store (RunScopes)
-// and hold them in every toolsregistry.Request of the run.
+// resumes it. The executors hold them in every toolsregistry.Request of
+// the run, and take them (RunScopes) from the task the Worker read when it
+// took the run, which travels in the run's context; they read the task
+// from the Store only when the context has none.
 
 // recordScopes sets t.OwnerScopes to the scopes of the principal in ctx
 // (Options.OwnerScopes) when that principal owns t. A change by anyone

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -80,13 +81,14 @@ type WorkerOptions struct {
 //     cap and the rate limit;
 //  2. queued → running (retrying → queued → running after a backoff); a
 //     run found running was its crashed worker's, and resumes;
-//  3. Executor.Execute, with a Reporter that appends the executor's
-//     events to the thread and stores a checkpoint after each step
-//     (running → running, Checkpoints one longer), while a goroutine
-//     renews the lease;
-//  4. on success: the result goes to the thread (text and done events)
-//     and to the webhooks, the tasks of Spec.Then get chained runs, then
-//     running → succeeded, and the item is acked;
+//  3. Executor.Execute, with a Reporter whose events and checkpoints
+//     (running → running, Checkpoints one longer) wait up to flushAfter
+//     and travel with the run's next write (see execution), while a
+//     goroutine renews the lease;
+//  4. on success: the result's text and done events join what waits,
+//     which is written before the webhooks, if any, are told; the tasks
+//     of Spec.Then get chained runs; then running → succeeded (with what
+//     still waits), and the item is acked;
 //  5. on error, by class (Classify, RetryPolicy): transient → retried at
 //     once (running → retrying → queued → running); temporary → running
 //     → retrying, and the item is released with the backoff as delay;
@@ -129,6 +131,10 @@ type Worker struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	obs      Observer
+	// unthreaded is set once the store answered UpdateRunThreaded with
+	// errors.ErrUnsupported: from then on the worker makes the two writes
+	// without asking it again.
+	unthreaded atomic.Bool
 
 	sem      chan struct{}
 	tenMu    sync.Mutex
@@ -535,7 +541,7 @@ const flushAfter = 25 * time.Millisecond
 //
 // What the executor reports waits, at most flushAfter, for the run's next
 // write, and travels with it: in one store write when the Store is a
-// ThreadedRunUpdater.
+// ThreadedRunUpdater that can make it.
 //
 //   - Events wait in pending.
 //   - A checkpoint is kept in run (dirty) and written before the next event
@@ -568,7 +574,7 @@ type execution struct {
 // kept in run is written. An error is one of the payloads' (invalid data)
 // or that checkpoint's write's; the append's own are logged.
 func (x *execution) Emit(ctx context.Context, ps ...streams.Payload) error {
-	evs, err := x.events(ctx, ps)
+	evs, err := x.th.events(ctx, ps...)
 	if err != nil {
 		return err
 	}
@@ -585,7 +591,7 @@ func (x *execution) Emit(ctx context.Context, ps ...streams.Payload) error {
 // tell adds the worker's own events (the outcome, a warning) to pending.
 // They announce no step, so they do not write a kept checkpoint first.
 func (x *execution) tell(ctx context.Context, ps ...streams.Payload) error {
-	evs, err := x.events(ctx, ps)
+	evs, err := x.th.events(ctx, ps...)
 	if err != nil {
 		return err
 	}
@@ -594,14 +600,6 @@ func (x *execution) tell(ctx context.Context, ps ...streams.Payload) error {
 	x.pending = append(x.pending, evs...)
 	x.startTimer(ctx)
 	return nil
-}
-
-// events returns the events of ps on the run's thread, none without one.
-func (x *execution) events(ctx context.Context, ps []streams.Payload) ([]streams.Event, error) {
-	if x.th.log == nil || x.th.id == "" || len(ps) == 0 {
-		return nil, nil
-	}
-	return x.th.events(ctx, ps...)
 }
 
 // flush writes the pending events and a kept checkpoint now. A failure is
@@ -642,16 +640,12 @@ func (x *execution) startTimer(ctx context.Context) {
 	}
 }
 
-// appendPending appends pending in a write of its own; x.mu is held. The
-// events report what has happened, so the append outlives a cancelled ctx.
+// appendPending appends pending in a write of its own; x.mu is held.
 func (x *execution) appendPending(ctx context.Context) {
 	x.stopTimer()
-	if len(x.pending) == 0 {
-		return
-	}
 	evs := x.pending
 	x.pending = nil
-	if _, err := x.th.log.Append(context.WithoutCancel(ctx), x.th.tenant, x.th.id, evs); err != nil {
+	if err := x.th.append(ctx, evs); err != nil {
 		x.w.logger.ErrorContext(ctx, "tasks: run events not appended to the thread", "run", x.th.runID, "events", len(evs), "err", err)
 	}
 }
@@ -725,21 +719,22 @@ func (x *execution) store(ctx context.Context, next Run, from, to RunStatus) err
 }
 
 // write is update's store write; x.mu is held. With a ThreadedRunUpdater
-// it is one write, else the pending events, the update, and the status
-// event one after the other. Pending events are appended whether or not
-// the update succeeds (they report what happened); the status event only
-// when it does.
+// it is one write, else (and once the store answered that it cannot, see
+// Worker.unthreaded) the pending events, the update, and the status event
+// one after the other. Pending events are appended whether or not the
+// update succeeds (they report what happened); the status event only when
+// it does.
 func (x *execution) write(ctx context.Context, next Run, from, to RunStatus) error {
-	if u, ok := x.w.store.(ThreadedRunUpdater); ok && x.th.log != nil && x.th.id != "" {
-		evs := slices.Clip(x.pending)
-		if to != "" {
-			status, err := x.th.events(ctx, x.th.change(from, to))
-			if err != nil {
-				return err
-			}
-			evs = append(evs, status...)
+	var status []streams.Event
+	var statusErr error
+	if to != "" {
+		status, statusErr = x.th.events(ctx, x.th.change(from, to))
+	}
+	if u, ok := x.w.store.(ThreadedRunUpdater); ok && x.th.log != nil && x.th.id != "" && !x.w.unthreaded.Load() {
+		if statusErr != nil {
+			return statusErr
 		}
-		err := u.UpdateRunThreaded(ctx, x.th.log, next, from, x.th.id, evs)
+		err := u.UpdateRunThreaded(ctx, x.th.log, next, from, x.th.id, append(slices.Clip(x.pending), status...))
 		if !errors.Is(err, errors.ErrUnsupported) {
 			if err == nil {
 				x.pending = nil
@@ -747,11 +742,15 @@ func (x *execution) write(ctx context.Context, next Run, from, to RunStatus) err
 			x.appendPending(ctx)
 			return err
 		}
+		x.w.unthreaded.Store(true)
 	}
 	x.appendPending(ctx)
 	err := x.w.store.UpdateRun(ctx, next, from)
 	if err == nil && to != "" {
-		x.th.status(ctx, from, to)
+		if statusErr == nil {
+			statusErr = x.th.append(ctx, status)
+		}
+		x.th.statusFailed(ctx, from, to, statusErr)
 	}
 	return err
 }

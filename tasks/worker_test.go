@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil"
+	"github.com/vigilhq/vigil/store/bolt"
 	"github.com/vigilhq/vigil/streams"
 	"github.com/vigilhq/vigil/tasks"
 	"github.com/vigilhq/vigil/toolsregistry"
@@ -603,27 +604,90 @@ func TestRunEventsOnThread(t *testing.T) {
 			}
 			g.open("s1")
 			r.waitRun(t, run.ID, tasks.RunSucceeded)
-			// With two writes the last status event follows the update.
-			want := "task_status >queued, task_status queued>running, tool_call, tool_result, text, done, task_status running>succeeded"
-			var got string
-			for deadline := time.Now().Add(5 * time.Second); got != want && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-				var types []string
-				for _, e := range r.events(t, task, "") {
-					if e.RunID != run.ID {
-						continue
-					}
-					typ := e.Type
-					if p, err := streams.Decode[streams.TaskStatus](e); err == nil {
-						typ += " " + p.From + ">" + p.To
-					}
-					types = append(types, typ)
-				}
-				got = strings.Join(types, ", ")
-			}
-			if got != want {
-				t.Errorf("the run's events:\n got %s\nwant %s", got, want)
+			if got := r.waitRunEvents(t, task, run.ID, oneStepEvents); got != oneStepEvents {
+				t.Errorf("the run's events:\n got %s\nwant %s", got, oneStepEvents)
 			}
 		})
+	}
+}
+
+// oneStepEvents are the events of a run of one tool step that succeeds,
+// as runEvents lists them.
+const oneStepEvents = "task_status >queued, task_status queued>running, tool_call, tool_result, text, done, task_status running>succeeded"
+
+// runEvents lists the run's events on the task's thread, oldest first, by
+// type, a task_status event with its change: "task_status queued>running".
+func (r *rig) runEvents(t *testing.T, task tasks.Task, runID string) string {
+	t.Helper()
+	var types []string
+	for _, e := range r.events(t, task, "") {
+		if e.RunID != runID {
+			continue
+		}
+		typ := e.Type
+		if p, err := streams.Decode[streams.TaskStatus](e); err == nil {
+			typ += " " + p.From + ">" + p.To
+		}
+		types = append(types, typ)
+	}
+	return strings.Join(types, ", ")
+}
+
+// waitRunEvents waits, for at most 5 seconds of real time, until the
+// run's events (runEvents) are want, and returns them. With two writes the
+// last status event follows the update the test may have seen already.
+func (r *rig) waitRunEvents(t *testing.T, task tasks.Task, runID, want string) string {
+	t.Helper()
+	got := r.runEvents(t, task, runID)
+	for deadline := time.Now().Add(5 * time.Second); got != want && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		got = r.runEvents(t, task, runID)
+	}
+	return got
+}
+
+// unthreaded is a Store whose UpdateRunThreaded answers
+// errors.ErrUnsupported, as a store on Redis Cluster does, and counts its
+// calls.
+type unthreaded struct {
+	tasks.Store
+	calls atomic.Int32
+}
+
+func (s *unthreaded) UpdateRunThreaded(context.Context, streams.Log, tasks.Run, tasks.RunStatus, string, []streams.Event) error {
+	s.calls.Add(1)
+	return fmt.Errorf("unthreaded: %w", errors.ErrUnsupported)
+}
+
+// TestThreadedUnsupportedRemembered: a worker whose store answers
+// UpdateRunThreaded with errors.ErrUnsupported asks it once, at its first
+// write, and makes two writes from then on without asking again; the
+// thread reads as with a store without the capability. The runs are
+// queued before the worker starts, with their task_status events (which
+// RunNow appends after it enqueues), and executed one after the other.
+func TestThreadedUnsupportedRemembered(t *testing.T) {
+	r := newRig(t)
+	st := &unthreaded{Store: r.db}
+	task := r.active(t, tasks.Spec{Title: "echo", Kind: tasks.KindLongRunning,
+		Steps: []tasks.Step{{Tool: "echo", Args: map[string]any{"x": 1}}}})
+	var runs []tasks.Run
+	for range 2 {
+		r.advance(time.Millisecond) // a slot of its own for each manual run
+		run, err := r.m.RunNow(r.ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run)
+	}
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Store, o.Concurrency = st, 1 })
+	for i, run := range runs {
+		r.waitRun(t, run.ID, tasks.RunSucceeded)
+		if got := r.waitRunEvents(t, task, run.ID, oneStepEvents); got != oneStepEvents {
+			t.Errorf("run %d's events:\n got %s\nwant %s", i+1, got, oneStepEvents)
+		}
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Errorf("%d UpdateRunThreaded calls in two runs, want 1", n)
 	}
 }
 
@@ -645,7 +709,8 @@ func TestCheckpointBeforeNextStep(t *testing.T) {
 	r.waitRun(t, run.ID, tasks.RunSucceeded)
 }
 
-// runWrites is a Store that counts the run writes of the worker.
+// runWrites is a Store without tasks.ThreadedRunUpdater that counts the
+// run writes of the worker: its UpdateRun calls.
 type runWrites struct {
 	tasks.Store
 	n atomic.Int32
@@ -656,25 +721,54 @@ func (s *runWrites) UpdateRun(ctx context.Context, r tasks.Run, from tasks.RunSt
 	return s.Store.UpdateRun(ctx, r, from)
 }
 
+// threadedRunWrites is the rig's bolt store, a tasks.ThreadedRunUpdater,
+// counting the run writes of the worker made with it: its
+// UpdateRunThreaded calls.
+type threadedRunWrites struct {
+	*bolt.DB
+	n atomic.Int32
+}
+
+func (s *threadedRunWrites) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Run, from tasks.RunStatus, thread string, evs []streams.Event) error {
+	s.n.Add(1)
+	return s.DB.UpdateRunThreaded(ctx, log, r, from, thread, evs)
+}
+
 // TestOneStepRunWrites: a run of one quick step makes two run writes,
 // running and succeeded; its step's checkpoint and events travel with the
-// second.
+// second. A ThreadedRunUpdater makes each one write with the run's events.
 func TestOneStepRunWrites(t *testing.T) {
-	r := newRig(t)
-	writes := &runWrites{Store: r.db}
-	task := r.active(t, tasks.Spec{Title: "echo", Kind: tasks.KindOneShot, Trigger: tasks.Trigger{At: t0.Add(time.Hour)},
-		Steps: []tasks.Step{{Tool: "echo", Args: map[string]any{"x": 1}}}})
-	r.worker(t, func(o *tasks.WorkerOptions) { o.Store = writes })
-	run, err := r.m.RunNow(r.ctx, task.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := r.waitRun(t, run.ID, tasks.RunSucceeded)
-	if n := writes.n.Load(); n != 2 {
-		t.Errorf("%d run writes, want 2 (running, succeeded)", n)
-	}
-	if checkpointSteps(done) != "0" {
-		t.Errorf("checkpoints [%s], want [0]", checkpointSteps(done))
+	for _, c := range []struct {
+		name  string
+		store func(r *rig) (tasks.Store, *atomic.Int32)
+	}{
+		{"OneWrite", func(r *rig) (tasks.Store, *atomic.Int32) {
+			s := &threadedRunWrites{DB: r.db}
+			return s, &s.n
+		}},
+		{"TwoWrites", func(r *rig) (tasks.Store, *atomic.Int32) {
+			s := &runWrites{Store: r.db}
+			return s, &s.n
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			st, writes := c.store(r)
+			task := r.active(t, tasks.Spec{Title: "echo", Kind: tasks.KindOneShot, Trigger: tasks.Trigger{At: t0.Add(time.Hour)},
+				Steps: []tasks.Step{{Tool: "echo", Args: map[string]any{"x": 1}}}})
+			r.worker(t, func(o *tasks.WorkerOptions) { o.Store = st })
+			run, err := r.m.RunNow(r.ctx, task.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := r.waitRun(t, run.ID, tasks.RunSucceeded)
+			if n := writes.Load(); n != 2 {
+				t.Errorf("%d run writes, want 2 (running, succeeded)", n)
+			}
+			if checkpointSteps(done) != "0" {
+				t.Errorf("checkpoints [%s], want [0]", checkpointSteps(done))
+			}
+		})
 	}
 }
 
