@@ -9,8 +9,8 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -56,14 +56,18 @@ func (l *Log) TaskBatch(ctx context.Context, refs []tasks.TaskRef) ([]tasks.Task
 // CreateRuns implements tasks.BatchStore: one pipeline of createRunScript,
 // the script CreateRun runs.
 func (l *Log) CreateRuns(ctx context.Context, runs []tasks.Run) []error {
-	return l.createRuns(ctx, createRunScript, runs, nil)
+	errs, _ := l.createRuns(ctx, createRunScript, runs, nil)
+	return errs
 }
 
 // createRuns runs script, createRunScript or one that begins like it, once
-// per run in one pipeline; more, when set, gives the keys and arguments a
-// run's call takes after createRunScript's.
-func (l *Log) createRuns(ctx context.Context, script *goredis.Script, runs []tasks.Run, more func(i int) ([]string, []any, error)) []error {
-	errs := make([]error, len(runs))
+// per run in one pipeline, and returns CreateRun's error for each run and
+// the script's reply for each run it created (nil for the others). more,
+// when set, gives the keys and arguments a run's call takes after
+// createRunScript's, or an error, which is then the run's, wrapped as
+// CreateRun wraps its own.
+func (l *Log) createRuns(ctx context.Context, script *goredis.Script, runs []tasks.Run, more func(i int) ([]string, []any, error)) (errs []error, replies []any) {
+	errs, replies = make([]error, len(runs)), make([]any, len(runs))
 	calls := make([]scriptCall, 0, len(runs))
 	index := make([]int, 0, len(runs)) // calls[j] creates runs[index[j]]
 	for i, r := range runs {
@@ -79,7 +83,7 @@ func (l *Log) createRuns(ctx context.Context, script *goredis.Script, runs []tas
 		if more != nil {
 			mkeys, margs, err := more(i)
 			if err != nil {
-				errs[i] = err
+				errs[i] = tasksFail("create run "+r.ID, err)
 				continue
 			}
 			keys, args = append(keys, mkeys...), append(args, margs...)
@@ -88,9 +92,11 @@ func (l *Log) createRuns(ctx context.Context, script *goredis.Script, runs []tas
 	}
 	for j, res := range l.pipeScript(ctx, script, calls) {
 		i := index[j]
-		errs[i] = createRunResult(runs[i], res.val, res.err)
+		if errs[i] = createRunResult(runs[i], res.val, res.err); errs[i] == nil {
+			replies[i] = res.val
+		}
 	}
-	return errs
+	return errs, replies
 }
 
 // AdvanceNextBatch implements tasks.BatchStore: one pipeline of
@@ -164,7 +170,7 @@ func (l *Log) pipeScript(ctx context.Context, script *goredis.Script, calls []sc
 		var again []int
 		for j, i := range todo {
 			val, err := cmds[j].Result()
-			if err != nil && attempt == 0 && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			if attempt == 0 && isNoScript(err) {
 				again = append(again, i)
 				continue
 			}
@@ -183,6 +189,14 @@ func (l *Log) pipeScript(ctx context.Context, script *goredis.Script, calls []sc
 	return out
 }
 
+// isNoScript reports whether err is Redis's NOSCRIPT reply to an EVALSHA:
+// the script is not in its cache (flushed, or a new server), and did not
+// run. go-redis reports it as goredis.ErrNoScript, or as Redis's own reply
+// when it reads it later (in a pipeline).
+func isNoScript(err error) bool {
+	return errors.Is(err, goredis.ErrNoScript) || goredis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
 var _ tasks.BatchAppender = (*Log)(nil)
 
 // AppendBatch implements tasks.BatchAppender: one pipeline of
@@ -194,7 +208,7 @@ func (l *Log) AppendBatch(ctx context.Context, batch []tasks.ThreadEvents) []err
 	for i, b := range batch {
 		keys, args, err := l.appendCall(b.Tenant, b.Thread, b.Events)
 		if err != nil {
-			errs[i] = err
+			errs[i] = fmt.Errorf("store/redis: append %s: %w", b.Thread, err)
 			continue
 		}
 		calls, index = append(calls, scriptCall{keys: keys, args: args}), append(index, i)
@@ -228,7 +242,7 @@ func (l *Log) RunTask(ctx context.Context, tenant, id string) (tasks.Run, tasks.
 		return tasks.Run{}, tasks.Task{}, tasksFail(what, runNotFound(id))
 	}
 	base := l.tasksBase(tenant)
-	res, err := l.runScript(ctx, runTaskScript, []string{base + "run:" + id}, base).Slice()
+	res, err := l.runScript(ctx, runTaskScript, []string{l.runKey(tenant, id)}, base).Slice()
 	if err != nil {
 		return tasks.Run{}, tasks.Task{}, wrap(what, err)
 	}
@@ -251,9 +265,11 @@ func (l *Log) RunTask(ctx context.Context, tenant, id string) (tasks.Run, tasks.
 	return r, t, nil
 }
 
-// taskHead is the part of a task's json that RunTask decodes: all but its
-// Spec (see tasks.RunTaskReader), whose fields the decoder skips, which
-// costs a fraction of decoding them.
+// taskHead is the part of a task's json that RunTask decodes: every field
+// but Spec's (see tasks.RunTaskReader), which the decoder skips at a
+// fraction of the cost of decoding them, and but Version, CreatedAt and
+// NextFire, which encodeTask leaves zero. TestTaskHead checks that it has
+// every other field of tasks.Task and that taskHeadFromFields copies them.
 type taskHead struct {
 	ID          string       `json:"id"`
 	Tenant      string       `json:"tenant"`
@@ -267,14 +283,9 @@ type taskHead struct {
 // taskHeadFromFields is taskFromFields for RunTask: the task without its
 // Spec, or the zero Task when the fields say it does not exist.
 func taskHeadFromFields(vals []any) (tasks.Task, error) {
-	if len(vals) != len(taskFields) {
-		return tasks.Task{}, fmt.Errorf("unexpected reply %v", vals)
-	}
-	js, ok1 := vals[0].(string)
-	created, ok2 := vals[1].(string)
-	v, ok3 := vals[2].(string)
-	if !ok1 || !ok2 || !ok3 {
-		return tasks.Task{}, nil
+	js, created, v, found, err := taskFieldStrings(vals)
+	if err != nil || !found {
+		return tasks.Task{}, err
 	}
 	var h taskHead
 	if err := json.Unmarshal([]byte(js), &h); err != nil {

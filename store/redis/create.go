@@ -36,30 +36,26 @@ var (
 // createThreadedScript creates a thread, a task and the thread's first
 // event, or nothing.
 //
-// KEYS[1] thread meta, KEYS[2] thread stream, KEYS[3] task hash, KEYS[4]
-// the tenant's order set, KEYS[5] its at index.
+// KEYS[1] thread meta, KEYS[2] thread stream, KEYS[3..5] as
+// createTaskScript's KEYS[1..3]: task hash, the tenant's order set, its at
+// index.
 // ARGV[1] thread created, ARGV[2] thread title, ARGV[3] the clock's
 // milliseconds or "" for the server's clock, ARGV[4] the event's envelope,
-// ARGV[5] the task's order member, ARGV[6] version, ARGV[7] created,
-// ARGV[8] json, ARGV[9..12] status, kind, owner, event, ARGV[13] task id,
-// ARGV[14] its at score (atScore).
+// ARGV[5..14] as createTaskScript's ARGV[1..10] (writeTask's, first = 5).
 // Returns {1, event id}, or {0, 'thread'} or {0, 'task'} for the one that
 // exists already.
 //
 // The stream is new, so the event's ID needs none of the append script's
 // care: it is the first of its millisecond, and one event is far below
 // any MaxLen.
-var createThreadedScript = goredis.NewScript(`
+var createThreadedScript = goredis.NewScript(createTaskLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'thread'} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'task'} end
 redis.call('HSET', KEYS[1], 'created', ARGV[1], 'title', ARGV[2])
 local id = '*'
 if ARGV[3] ~= '' then id = ARGV[3] .. '-*' end
 id = redis.call('XADD', KEYS[2], id, 'e', ARGV[4])
-redis.call('HSET', KEYS[3], 'order', ARGV[5], 'v', ARGV[6], 'created', ARGV[7], 'json', ARGV[8],
-  'status', ARGV[9], 'kind', ARGV[10], 'owner', ARGV[11], 'event', ARGV[12])
-redis.call('ZADD', KEYS[4], 0, ARGV[5])
-if ARGV[14] ~= '' then redis.call('ZADD', KEYS[5], ARGV[14], ARGV[13]) end
+writeTask(KEYS[3], KEYS[4], KEYS[5], 5)
 return {1, id}
 `)
 
@@ -95,10 +91,8 @@ func (l *Log) CreateThreadedTask(ctx context.Context, log streams.Log, th stream
 	meta, stream := l.keys(th.Tenant, th.ID)
 	base := l.tasksBase(t.Tenant)
 	res, err := l.createWithTenant(ctx, t.Tenant, createThreadedScript,
-		[]string{meta, stream, base + "task:" + t.ID, base + "order", base + "at"},
-		th.CreatedAt.Format(time.RFC3339Nano), th.Title, ms, envelope,
-		taskTimeKey(t.CreatedAt)+t.ID, t.Version, t.CreatedAt.Format(time.RFC3339Nano), js,
-		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event, t.ID, atScore(t)).Result()
+		[]string{meta, stream, l.taskKey(t.Tenant, t.ID), base + "order", base + "at"},
+		append([]any{th.CreatedAt.Format(time.RFC3339Nano), th.Title, ms, envelope}, createTaskArgs(t, js)...)...).Result()
 	if err != nil {
 		return streams.ID{}, wrap(what, err)
 	}
@@ -138,19 +132,46 @@ func (l *Log) ownThreads(log streams.Log) error {
 }
 
 // updateRunThreadedScript is updateRunScript followed, when the update
-// succeeded and the thread exists, by appendScript's append.
+// succeeded and the thread exists, by appendScript's append, through
+// tryAppend.
 //
 // KEYS[1..2] as updateRunScript's, KEYS[3] thread meta, KEYS[4] thread
 // stream. ARGV[1..7] as updateRunScript's; ARGV[8..10] and ARGV[11..] as
 // appendScript's ARGV[1..3] and ARGV[4..].
-// Returns what updateRunScript returns.
-var updateRunThreadedScript = goredis.NewScript(appendLua + updateRunLua + `
-if redis.call('EXISTS', KEYS[3]) == 1 then append(KEYS[3], KEYS[4], ARGV[8], ARGV[9], ARGV[10], 11) end
+// Returns what updateRunScript returns, except {1, message} when the run
+// was updated and its events were not appended (see tryAppendLua).
+var updateRunThreadedScript = goredis.NewScript(tryAppendLua + updateRunLua + `
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local err = tryAppend(KEYS[3], KEYS[4], ARGV[8], ARGV[9], ARGV[10], 11)
+  if err then return {1, err} end
+end
 return {1}
 `)
 
+// tryAppendLua defines the Lua function tryAppend(meta, stream, clock,
+// maxlen, slack, first): append (see appendLua) for a script that has
+// written a run before it. Redis does not undo a script's writes when the
+// script fails, so by the time the events are appended the run's write
+// stands whatever happens; were the append's failure (a thread key of the
+// wrong type, say) the script's, the caller would read a run that is
+// written as not written. tryAppend catches the failure, whether append
+// returns it or a command raises it, and returns its message, or nil when
+// the events were appended. The threaded scripts reply {1, message}: the
+// run is written, and the Go side logs the events' loss (warnEventsLost)
+// and answers success. The events may then be appended in part.
+const tryAppendLua = appendLua + `
+local function tryAppend(meta, stream, clock, maxlen, slack, first)
+  local ok, res = pcall(append, meta, stream, clock, maxlen, slack, first)
+  if ok and not res.err then return nil end
+  if type(res) == 'table' then res = res.err end
+  return tostring(res)
+end
+`
+
 // UpdateRunThreaded implements tasks.ThreadedRunUpdater with one script.
-// log must be l itself, and l's client a single Redis (see above).
+// log must be l itself, and l's client a single Redis (see above). When
+// the run is updated but its events cannot be appended, it logs that on
+// Options.Logger and returns nil, as the update is made.
 func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Run, from tasks.RunStatus, thread string, evs []streams.Event) error {
 	what := "update run " + r.ID
 	if err := l.ownThreads(log); err != nil {
@@ -161,7 +182,7 @@ func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Ru
 	}
 	tkeys, targs, err := l.appendCall(r.Tenant, thread, evs)
 	if err != nil {
-		return err
+		return tasksFail(what, fmt.Errorf("append %s: %w", thread, err))
 	}
 	js, err := encodeRun(r)
 	if err != nil {
@@ -169,24 +190,34 @@ func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Ru
 	}
 	res, err := l.runScript(ctx, updateRunThreadedScript, append(l.updateRunKeys(r), tkeys...),
 		append(updateRunArgs(r, from, js), targs...)...).Result()
-	return updateRunResult(r, from, res, err)
+	if err := updateRunResult(r, from, res, err); err != nil {
+		return err
+	}
+	l.warnEventsLost(ctx, "update run", r, thread, len(evs), res)
+	return nil
 }
 
 // createRunThreadedScript is createRunScript followed, when the run was
-// created and a thread is named and exists, by appendScript's append.
+// created and a thread is named and exists, by appendScript's append,
+// through tryAppend.
 //
 // KEYS[1..5] as createRunScript's, then optionally KEYS[6] thread meta,
 // KEYS[7] thread stream. ARGV[1..9] as createRunScript's; with a thread,
 // ARGV[10..12] and ARGV[13..] as appendScript's ARGV[1..3] and ARGV[4..].
-// Returns what createRunScript returns.
-var createRunThreadedScript = goredis.NewScript(appendLua + createRunLua + `
-if #KEYS >= 7 and redis.call('EXISTS', KEYS[6]) == 1 then append(KEYS[6], KEYS[7], ARGV[10], ARGV[11], ARGV[12], 13) end
+// Returns what createRunScript returns, except {1, message} when the run
+// was created and its events were not appended (see tryAppendLua).
+var createRunThreadedScript = goredis.NewScript(tryAppendLua + createRunLua + `
+if #KEYS >= 7 and redis.call('EXISTS', KEYS[6]) == 1 then
+  local err = tryAppend(KEYS[6], KEYS[7], ARGV[10], ARGV[11], ARGV[12], 13)
+  if err then return {1, err} end
+end
 return {1}
 `)
 
 // CreateRunsThreaded implements tasks.ThreadedRunsCreator: one pipeline of
 // createRunThreadedScript. log must be l itself, and l's client a single
-// Redis (see above).
+// Redis (see above). A run created whose events cannot be appended is
+// created: its error is nil, and the loss is logged on Options.Logger.
 func (l *Log) CreateRunsThreaded(ctx context.Context, log streams.Log, runs []tasks.Run, threads []string, evs [][]streams.Event) ([]error, error) {
 	if err := l.ownThreads(log); err != nil {
 		return nil, tasksFail("create runs", err)
@@ -194,10 +225,31 @@ func (l *Log) CreateRunsThreaded(ctx context.Context, log streams.Log, runs []ta
 	if len(threads) != len(runs) || len(evs) != len(runs) {
 		return nil, tasksFail("create runs", fmt.Errorf("%d runs, %d threads and %d event lists", len(runs), len(threads), len(evs)))
 	}
-	return l.createRuns(ctx, createRunThreadedScript, runs, func(i int) ([]string, []any, error) {
+	errs, replies := l.createRuns(ctx, createRunThreadedScript, runs, func(i int) ([]string, []any, error) {
 		if threads[i] == "" {
 			return nil, nil, nil
 		}
-		return l.appendCall(runs[i].Tenant, threads[i], evs[i])
-	}), nil
+		keys, args, err := l.appendCall(runs[i].Tenant, threads[i], evs[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("append %s: %w", threads[i], err)
+		}
+		return keys, args, nil
+	})
+	for i, res := range replies {
+		l.warnEventsLost(ctx, "create run", runs[i], threads[i], len(evs[i]), res)
+	}
+	return errs, nil
+}
+
+// warnEventsLost logs a warning when res, the reply of a threaded script
+// that wrote r (op says how), is {1, message}: r is written, and its n
+// events were not appended to thread, for the reason message gives.
+func (l *Log) warnEventsLost(ctx context.Context, op string, r tasks.Run, thread string, n int, res any) {
+	vals, code, err := tasksReplyCode(res)
+	if err != nil || code != 1 || len(vals) != 2 {
+		return
+	}
+	msg, _ := vals[1].(string)
+	l.logger.WarnContext(ctx, "store/redis: run written, its events not appended",
+		"op", op, "tenant", r.Tenant, "run", r.ID, "thread", thread, "events", n, "err", msg)
 }

@@ -1,9 +1,15 @@
 package redis_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/vigilhq/vigil"
 	"github.com/vigilhq/vigil/store/redis"
@@ -98,5 +104,103 @@ func TestCreateRunsThreaded(t *testing.T) {
 		if r, err := l.Run(ctx, "acme", id); err != nil || r.Status != tasks.RunQueued {
 			t.Errorf("%s: %+v, %v; want it stored, queued", id, r, err)
 		}
+	}
+}
+
+// TestThreadedEventsLost makes the append of the threaded writes fail
+// after their run write, in the two ways it can: a command of the append
+// raises an error (the thread's stream key holds a string), or the append
+// returns one (Options.Now is behind the last ID of a stream whose events
+// were deleted, so XADD refuses the ID and no entry gives a later one).
+// Either way the run is written and the call succeeds, as Redis keeps a
+// script's writes when the script fails, and the loss is logged.
+func TestThreadedEventsLost(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		now   func() time.Time
+		spoil func(ctx context.Context, stream string) error
+		want  string // in the logged error
+	}{
+		{"raised", nil, func(ctx context.Context, stream string) error {
+			return client(t).Set(ctx, stream, "not a stream", 0).Err()
+		}, "WRONGTYPE"},
+		{"returned", func() time.Time { return taskAt }, func(ctx context.Context, stream string) error {
+			if err := client(t).XAdd(ctx, &goredis.XAddArgs{Stream: stream, ID: "9999999999999-0", Values: []any{"e", "{}"}}).Err(); err != nil {
+				return err
+			}
+			return client(t).XDel(ctx, stream, "9999999999999-0").Err()
+		}, "XADD"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.Context()
+			prefix := redistest.Prefix(t)
+			var logs bytes.Buffer
+			l := open(t, prefix, redis.Options{Now: c.now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			task := newTask("acme", "tsk_1")
+			if err := l.CreateTask(ctx, task); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.CreateThread(ctx, streams.Thread{ID: task.ThreadID, Tenant: "acme", CreatedAt: taskAt}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.spoil(ctx, prefix+":t:acme:th:{acme/"+task.ThreadID+"}:ev"); err != nil {
+				t.Fatal(err)
+			}
+			evs := []streams.Event{event("message", 1)}
+
+			run := newRun("acme", "run_1", "tsk_1", taskAt)
+			if err := l.CreateRun(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			run.Status = tasks.RunRunning
+			if err := l.UpdateRunThreaded(ctx, l, run, tasks.RunQueued, task.ThreadID, evs); err != nil {
+				t.Errorf("UpdateRunThreaded: %v, want nil: the run is updated", err)
+			}
+			if r, err := l.Run(ctx, "acme", "run_1"); err != nil || r.Status != tasks.RunRunning {
+				t.Errorf("run_1 = %+v, %v; want it running", r, err)
+			}
+			errs, err := l.CreateRunsThreaded(ctx, l, []tasks.Run{newRun("acme", "run_2", "tsk_1", taskAt.Add(time.Hour))},
+				[]string{task.ThreadID}, [][]streams.Event{evs})
+			if err != nil || errs[0] != nil {
+				t.Errorf("CreateRunsThreaded: %v, %v; want the run created", errs, err)
+			}
+			if _, err := l.Run(ctx, "acme", "run_2"); err != nil {
+				t.Errorf("run_2: %v, want it stored", err)
+			}
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			for i, id := range []string{"run_1", "run_2"} {
+				if i >= len(lines) || !strings.Contains(lines[i], "level=WARN") || !strings.Contains(lines[i], "run="+id) || !strings.Contains(lines[i], c.want) {
+					t.Errorf("log %q: want a warning naming %s and the %s error", logs.String(), id, c.want)
+				}
+			}
+		})
+	}
+}
+
+// TestThreadedInvalidEvent: an event the threaded writes cannot encode
+// fails the call with vigil.Invalid, named with the run it was for.
+func TestThreadedInvalidEvent(t *testing.T) {
+	ctx := t.Context()
+	l := open(t, redistest.Prefix(t), redis.Options{})
+	if err := l.CreateTask(ctx, newTask("acme", "tsk_1")); err != nil {
+		t.Fatal(err)
+	}
+	run := newRun("acme", "run_1", "tsk_1", taskAt)
+	if err := l.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	bad := []streams.Event{{Type: "message", TS: taskAt, Data: []byte("{")}}
+	run.Status = tasks.RunRunning
+	err := l.UpdateRunThreaded(ctx, l, run, tasks.RunQueued, "th_tsk_1", bad)
+	if vigil.ErrorCode(err) != vigil.Invalid || !strings.Contains(err.Error(), "update run run_1: append th_tsk_1: event 0") {
+		t.Errorf("UpdateRunThreaded with a bad event: %v (code %q); want vigil.Invalid naming the run, the thread and the event", err, vigil.ErrorCode(err))
+	}
+	errs, err := l.CreateRunsThreaded(ctx, l, []tasks.Run{newRun("acme", "run_2", "tsk_1", taskAt.Add(time.Hour))},
+		[]string{"th_tsk_1"}, [][]streams.Event{bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vigil.ErrorCode(errs[0]) != vigil.Invalid || !strings.Contains(errs[0].Error(), "create run run_2: append th_tsk_1: event 0") {
+		t.Errorf("CreateRunsThreaded with a bad event: %v (code %q); want vigil.Invalid naming the run, the thread and the event", errs[0], vigil.ErrorCode(errs[0]))
 	}
 }

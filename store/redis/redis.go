@@ -95,6 +95,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -152,6 +153,11 @@ type Options struct {
 	// syscalls of a busy worker pool, for a channel hand-off of latency; a
 	// lone call is never held back to fill a batch.
 	Coalesce bool
+
+	// Logger receives what a call cannot return: that UpdateRunThreaded
+	// or CreateRunsThreaded wrote a run but could not append its events
+	// (see updateRunThreadedScript). Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Log is a streams.Log on Redis. It is safe for concurrent use, by many
@@ -166,6 +172,7 @@ type Log struct {
 	now       func() time.Time
 	sem       chan struct{}
 	coalescer *coalescer
+	logger    *slog.Logger
 }
 
 var _ streams.Log = (*Log)(nil)
@@ -213,6 +220,10 @@ func newLog(client goredis.UniversalClient, opts Options) (*Log, error) {
 		slack:     min(max(maxLen/10, 1), 1024),
 		now:       opts.Now,
 		sem:       make(chan struct{}, maxFollowers),
+		logger:    opts.Logger,
+	}
+	if l.logger == nil {
+		l.logger = slog.Default()
 	}
 	if opts.Coalesce {
 		l.coalescer = newCoalescer(client)
@@ -385,8 +396,13 @@ return append(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], 4)
 
 // appendLua defines the Lua function append(meta, stream, clock, maxlen,
 // slack, first), the body of appendScript, which the scripts that write a
-// thread with something else (updateRunThreadedScript) share: it appends
-// ARGV[first..] as appendScript describes and returns their IDs.
+// thread with something else (updateRunThreadedScript and
+// createRunThreadedScript, through tryAppend) share: it appends
+// ARGV[first..] as appendScript describes and returns their IDs. It fails
+// in two ways: it returns an error reply when its first XADD fails and
+// cannot be retried (nothing is appended), and a command it calls raises
+// one when a key has the wrong type, say, which ends the script unless
+// caught (the events may then be appended in part).
 const appendLua = `
 local function append(meta, stream, clock, maxlen, slack, first)
   local ids = {}
@@ -456,7 +472,7 @@ func encode(ev streams.Event) ([]byte, error) {
 func (l *Log) Append(ctx context.Context, tenant, thread string, evs []streams.Event) ([]streams.ID, error) {
 	keys, args, err := l.appendCall(tenant, thread, evs)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("store/redis: append %s: %w", thread, err)
 	}
 	var res any
 	if l.coalescer != nil {
@@ -468,10 +484,11 @@ func (l *Log) Append(ctx context.Context, tenant, thread string, evs []streams.E
 }
 
 // appendCall returns appendScript's keys and arguments for appending evs
-// to the tenant's thread, or Append's error for bad input.
+// to the tenant's thread, or, for bad input, a vigil.Invalid error that
+// the caller wraps with what it was doing.
 func (l *Log) appendCall(tenant, thread string, evs []streams.Event) (keys []string, args []any, err error) {
 	if err := checkIDs(tenant, thread); err != nil {
-		return nil, nil, fmt.Errorf("store/redis: append %s: %w", thread, err)
+		return nil, nil, err
 	}
 	args = make([]any, 3, 3+len(evs))
 	args[0], args[1], args[2] = "", l.maxLen, l.slack
@@ -481,8 +498,7 @@ func (l *Log) appendCall(tenant, thread string, evs []streams.Event) (keys []str
 	for i, ev := range evs {
 		b, err := encode(ev)
 		if err != nil {
-			return nil, nil, fmt.Errorf("store/redis: append %s: %w", thread,
-				vigil.Errorf(vigil.Invalid, "event %d (%s): %v", i, ev.Type, err))
+			return nil, nil, vigil.Errorf(vigil.Invalid, "event %d (%s): %v", i, ev.Type, err)
 		}
 		args = append(args, b)
 	}

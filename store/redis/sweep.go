@@ -13,18 +13,25 @@ package redis
 //
 // The two sorted sets carry the tenant's hash tag, so each script that
 // writes a run or a task keeps them in the same step: createRunScript and
-// updateRunScript (and updateRunThreadedScript) add a run that is queued
-// and remove one that leaves queued, createTaskScript, createThreadedScript and
+// updateRunScript (and createRunThreadedScript and updateRunThreadedScript,
+// which share their Lua) add a run that is queued and remove one that
+// leaves queued, createTaskScript, createThreadedScript and
 // updateTaskScript do the same for a task that is active with an at, and
 // deleteTaskScript removes the task's and its runs' entries. A walk SSCANs
-// the tenants set and, for each tenant, reads with ZRANGE BYSCORE the
-// members scored before its time, in pages of sweepPage (a page is extended
-// to the last member of its last score, so that the next one starts after
-// that score, whatever fn removed meanwhile), then their records in one
-// pipeline, and checks each record's status and time again (an entry whose
-// record is gone or no longer matches is skipped). Its cost is one SSCAN
-// step per sweepScanCount tenants, one ZRANGE per tenant (pipelined), and
-// the records it finds: not the size of the deployment.
+// the tenants set and, for each tenant (once, though SSCAN may return a
+// tenant twice), reads with ZRANGE BYSCORE the members scored before its
+// time, in pages of sweepPage (a page is extended to the last member of
+// its last score, so that the next one starts after that score, whatever
+// fn removed meanwhile), then their records in one pipeline, and checks
+// each record's status and time again. An entry whose record is gone or no
+// longer belongs in the index (one the writes above did not remove: left
+// by an older version, say) is removed with sweepUnindexScript, which
+// leaves it if the record changed since it was read. An entry whose record
+// cannot be decoded stays (each walk reports it), and one whose record
+// belongs but is not due before the walk's time is skipped. Its cost is one
+// SSCAN step per sweepScanCount tenants, one ZRANGE per tenant
+// (pipelined), the records it finds, and a script (pipelined) per stale
+// entry it removes: not the size of the deployment.
 //
 // The tenants set and the indexed hash are not under a tenant's hash tag:
 // they share the schedule index's tag, {<prefix>}, so on Redis Cluster they
@@ -48,8 +55,12 @@ package redis
 // deleted along with the indexed hash, costs a SCAN over every key (on
 // Cluster, every master in turn); the following ones do not. Processes of
 // an older version that still write runs and tasks after that do not keep
-// the indexes: delete the indexed hash once every process is upgraded, and
-// the next sweep rebuilds them.
+// the indexes: delete the indexed hash once every process is upgraded. The
+// next sweep then adds, by SCAN, the entries they did not write, and the
+// walks after it remove the entries they left behind, each when a walk
+// first reads it (once its score is before the walk's time). An entry's
+// score is not corrected: one that an older version left too low is read,
+// and skipped, by each walk until its record changes or its time comes.
 
 import (
 	"context"
@@ -134,8 +145,10 @@ func (l *Log) createWithTenant(ctx context.Context, tenant string, script *gored
 		cmd.SetErr(err)
 		return cmd
 	}
-	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		return script.Run(ctx, l.client, keys, args...)
+	if isNoScript(cmd.Err()) {
+		// Redis's script cache was flushed: the SADD ran, the script did
+		// not. EVAL sends its source, which also caches it again.
+		return script.Eval(ctx, l.client, keys, args...)
 	}
 	return cmd
 }
@@ -182,6 +195,7 @@ func (l *Log) ActiveOneShots(ctx context.Context, before time.Time, fn func(task
 type sweepHit struct {
 	score string       // the record's score in the index, "" for none
 	call  func() error // fn's call with the record, nil if it does not match
+	bad   bool         // the record could not be decoded: its entry stays, and the walk reports it
 }
 
 // sweep walks the records of ix scored before before: through the index if
@@ -193,7 +207,10 @@ func (l *Log) sweep(ctx context.Context, what string, ix sweepIndex, before time
 	var bad error
 	decode := func(key string, vals []any) sweepHit {
 		hit, b := each(key, vals)
-		bad = errors.Join(bad, b)
+		if b != nil {
+			bad = errors.Join(bad, b)
+			hit.bad = true
+		}
 		return hit
 	}
 	indexed, err := l.client.HExists(ctx, l.sweepKey("indexed"), ix.name).Result()
@@ -221,14 +238,24 @@ func (l *Log) sweep(ctx context.Context, what string, ix sweepIndex, before time
 	return nil
 }
 
-// sweepIndexed walks ix's index of every tenant in the tenants set.
+// sweepIndexed walks ix's index of every tenant in the tenants set, once
+// each: SSCAN may return a member twice (when the set is rehashed between
+// two steps), and the walk remembers the tenants it has visited.
 func (l *Log) sweepIndexed(ctx context.Context, ix sweepIndex, before time.Time, each func(string, []any) sweepHit) error {
 	upTo := strconv.FormatInt(before.UnixMilli(), 10) // ms of before, rounded down: the records then check before exactly
+	seen := map[string]bool{}
 	var cursor uint64
 	for {
-		tenants, next, err := l.client.SScan(ctx, l.sweepKey("tenants"), cursor, "", sweepScanCount).Result()
+		step, next, err := l.client.SScan(ctx, l.sweepKey("tenants"), cursor, "", sweepScanCount).Result()
 		if err != nil {
 			return redisFailure{err}
+		}
+		tenants := step[:0]
+		for _, tenant := range step {
+			if !seen[tenant] {
+				seen[tenant] = true
+				tenants = append(tenants, tenant)
+			}
 		}
 		// The first page of every tenant of the step, in one pipeline.
 		firsts := make([]*goredis.ZSliceCmd, len(tenants))
@@ -261,7 +288,8 @@ func sweepRange(key, min, max string, count int64) goredis.ZRangeArgs {
 }
 
 // sweepTenant walks one tenant's index, scored up to upTo, from page, its
-// first page.
+// first page. After each page's records it removes the entries of those
+// that are gone or belong in the index no more (see the file comment).
 func (l *Log) sweepTenant(ctx context.Context, ix sweepIndex, base, upTo string, page []goredis.Z, each func(string, []any) sweepHit) error {
 	key := base + ix.name
 	for len(page) > 0 {
@@ -285,13 +313,24 @@ func (l *Log) sweepTenant(ctx context.Context, ix sweepIndex, base, upTo string,
 		for i, z := range page {
 			keys[i] = base + ix.record + fmt.Sprint(z.Member)
 		}
+		var stale []scriptCall
 		if err := sweepRead(ctx, l.client, keys, ix.fields, func(key string, vals []any) error {
-			if hit := each(key, vals); hit.call != nil {
+			hit := each(key, vals)
+			if hit.score == "" && !hit.bad {
+				js, _ := vals[0].(string) // "" when the record is gone
+				stale = append(stale, scriptCall{keys: []string{key, base + ix.name}, args: []any{js, strings.TrimPrefix(key, base+ix.record)}})
+			}
+			if hit.call != nil {
 				return hit.call()
 			}
 			return nil
 		}); err != nil {
 			return err
+		}
+		for _, res := range l.pipeScript(ctx, sweepUnindexScript, stale) {
+			if res.err != nil {
+				return redisFailure{res.err}
+			}
 		}
 		if !full {
 			return nil
@@ -331,6 +370,20 @@ var sweepIndexScript = goredis.NewScript(`
 if redis.call('HGET', KEYS[1], 'json') ~= ARGV[1] then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return 1
+`)
+
+// sweepUnindexScript removes a record's entry from an index if the record
+// is still the one a walk read, which does not belong there: gone, or with
+// another status or no time. What decides whether a record belongs (its
+// status and time) is in its json, so a record whose json is still the
+// one read still does not belong; one whose json differs was written since
+// the read, and its entry is left as that write left it (the scripts that
+// write a record write its entry in the same step).
+// KEYS[1] the record's hash, KEYS[2] the index. ARGV[1] the json read, ""
+// if the record was gone, ARGV[2] member. Returns 1 if removed, 0 if not.
+var sweepUnindexScript = goredis.NewScript(`
+if (redis.call('HGET', KEYS[1], 'json') or '') ~= ARGV[1] then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[2])
 `)
 
 // sweepScan walks the hashes of ix's records by SCAN, the walk of a store

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/vigilhq/vigil/store/redis"
 	"github.com/vigilhq/vigil/store/redis/redistest"
 	"github.com/vigilhq/vigil/store/storetest"
@@ -345,6 +347,106 @@ func TestSweepBackfill(t *testing.T) {
 	runs, shots = sweptIDs(t, l, taskAt)
 	if !slices.Equal(runs, wantRuns) || !slices.Equal(shots, wantShots) {
 		t.Errorf("walks over the rebuilt indexes = %v %v; want %v %v", runs, shots, wantRuns, wantShots)
+	}
+}
+
+// TestSweepUnindex gives the indexes entries that the store's writes do
+// not leave (as an older version's writes may): entries whose record is
+// gone, or no longer queued (active). The walks remove each when they
+// read it, but keep an entry whose record was written again between the
+// walk's read and the removal, and one whose record cannot be decoded,
+// which the walk reports.
+func TestSweepUnindex(t *testing.T) {
+	ctx := context.Background()
+	prefix := redistest.Prefix(t)
+	l := open(t, prefix, redis.Options{MaxFollowers: 4})
+	c := client(t)
+	base := prefix + ":t:acme:tasks:{acme}:"
+	sweptIDs(t, l, taskAt) // mark the indexes complete
+	ms := func(tm time.Time) int64 { return tm.UnixMilli() }
+	entry := func(index, member string, tm time.Time) {
+		t.Helper()
+		if err := c.ZAdd(ctx, base+index, goredis.Z{Score: float64(ms(tm)), Member: member}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The at index: a one-shot due, one paused behind the index's back,
+	// one gone.
+	shot := newTask("acme", "tsk_shot")
+	shot.Kind, shot.Trigger = tasks.KindOneShot, tasks.Trigger{At: taskAt.Add(-time.Hour)}
+	paused := shot
+	paused.ID = "tsk_paused"
+	for _, task := range []tasks.Task{shot, paused} {
+		if err := l.CreateTask(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paused.Status = tasks.StatusPaused
+	if _, err := l.UpdateTask(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	entry("at", "tsk_paused", paused.Trigger.At)
+	entry("at", "tsk_gone", taskAt.Add(-2*time.Hour))
+
+	// The queued index: a run queued; one succeeded behind the index's
+	// back; one gone; one gone when the walk reads it and created again
+	// (by fn, called for run_q after it, in the same page) before the walk
+	// removes its entry; and a corrupt one.
+	runQ := newRun("acme", "run_q", "tsk_shot", taskAt.Add(-3*time.Hour))
+	done := newRun("acme", "run_done", "tsk_shot", taskAt.Add(-2*time.Hour))
+	for _, r := range []tasks.Run{runQ, done} {
+		if err := l.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done.Status = tasks.RunSucceeded
+	if err := l.UpdateRun(ctx, done, tasks.RunQueued); err != nil {
+		t.Fatal(err)
+	}
+	entry("queued", "run_done", done.UpdatedAt)
+	entry("queued", "run_gone", taskAt.Add(-90*time.Minute))
+	back := newRun("acme", "run_back", "tsk_shot", taskAt.Add(-4*time.Hour))
+	entry("queued", "run_back", back.UpdatedAt)
+	if err := c.HSet(ctx, base+"run:run_bad", "status", "queued", "created", "x", "json", "{").Err(); err != nil {
+		t.Fatal(err)
+	}
+	entry("queued", "run_bad", taskAt.Add(-time.Minute))
+
+	var runs []string
+	err := l.QueuedRuns(ctx, taskAt, func(r tasks.Run) error {
+		runs = append(runs, r.ID)
+		if r.ID == "run_q" {
+			return l.CreateRun(ctx, back)
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "run_bad") {
+		t.Errorf("QueuedRuns over a corrupt run: %v; want an error naming it", err)
+	}
+	if !slices.Equal(runs, []string{"run_q"}) {
+		t.Errorf("QueuedRuns reported %q, want run_q", runs)
+	}
+	wantQ := []string{
+		fmt.Sprintf("run_back@%d", ms(back.UpdatedAt)),
+		fmt.Sprintf("run_q@%d", ms(runQ.UpdatedAt)),
+		fmt.Sprintf("run_bad@%d", ms(taskAt.Add(-time.Minute))),
+	}
+	if got := indexOf(t, base+"queued"); !slices.Equal(got, wantQ) {
+		t.Errorf("queued index after the walk = %q, want %q", got, wantQ)
+	}
+	var shots []string
+	if err := l.ActiveOneShots(ctx, taskAt, func(task tasks.Task) error {
+		shots = append(shots, task.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(shots, []string{"tsk_shot"}) {
+		t.Errorf("ActiveOneShots reported %q, want tsk_shot", shots)
+	}
+	if got, want := indexOf(t, base+"at"), []string{fmt.Sprintf("tsk_shot@%d", ms(shot.Trigger.At))}; !slices.Equal(got, want) {
+		t.Errorf("at index after the walk = %q, want %q", got, want)
 	}
 }
 

@@ -303,17 +303,40 @@ func tasksReplyStrings(res any) ([]string, error) {
 
 // createTaskScript stores a task unless its key exists.
 // KEYS[1] task hash, KEYS[2] order set, KEYS[3] the tenant's at index.
-// ARGV[1] order member, ARGV[2] version, ARGV[3] created, ARGV[4] json,
-// ARGV[5..8] status, kind, owner, event, ARGV[9] task id, ARGV[10] its at
-// score (atScore). Returns 1 if stored, 0 if not.
-var createTaskScript = goredis.NewScript(`
+// ARGV[1..10] order member, version, created, json, status, kind, owner,
+// event, task id, its at score (createTaskArgs; writeTask's, first = 1).
+// Returns 1 if stored, 0 if not.
+var createTaskScript = goredis.NewScript(createTaskLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'order', ARGV[1], 'v', ARGV[2], 'created', ARGV[3], 'json', ARGV[4],
-  'status', ARGV[5], 'kind', ARGV[6], 'owner', ARGV[7], 'event', ARGV[8])
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-if ARGV[10] ~= '' then redis.call('ZADD', KEYS[3], ARGV[10], ARGV[9]) end
+writeTask(KEYS[1], KEYS[2], KEYS[3], 1)
 return 1
 `)
+
+// createTaskLua defines the Lua function writeTask(task, order, at,
+// first), the write of a new task that createTaskScript and
+// createThreadedScript share. It sets the fields of the task hash task,
+// adds the task's member to the order set order and, if it has an at
+// score, its id to the at index at, from ARGV[first] order member,
+// ARGV[first+1] version, ARGV[first+2] created, ARGV[first+3] json,
+// ARGV[first+4..first+7] status, kind, owner, event, ARGV[first+8] task
+// id, ARGV[first+9] its at score (atScore, "" for none). It does not check
+// that the task is new: its callers do.
+const createTaskLua = `
+local function writeTask(task, order, at, first)
+  redis.call('HSET', task, 'order', ARGV[first], 'v', ARGV[first + 1], 'created', ARGV[first + 2],
+    'json', ARGV[first + 3], 'status', ARGV[first + 4], 'kind', ARGV[first + 5],
+    'owner', ARGV[first + 6], 'event', ARGV[first + 7])
+  redis.call('ZADD', order, 0, ARGV[first])
+  if ARGV[first + 9] ~= '' then redis.call('ZADD', at, ARGV[first + 9], ARGV[first + 8]) end
+end
+`
+
+// createTaskArgs returns writeTask's ARGV[first..first+9] for t, encoded
+// as js.
+func createTaskArgs(t tasks.Task, js []byte) []any {
+	return []any{taskTimeKey(t.CreatedAt) + t.ID, t.Version, t.CreatedAt.Format(time.RFC3339Nano), js,
+		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event, t.ID, atScore(t)}
+}
 
 // CreateTask stores a new task with one script, atomically with its place
 // in the tenant's creation order and in its at index, after recording the
@@ -328,9 +351,8 @@ func (l *Log) CreateTask(ctx context.Context, t tasks.Task) error {
 		return tasksFail(what, err)
 	}
 	base := l.tasksBase(t.Tenant)
-	created, err := l.createWithTenant(ctx, t.Tenant, createTaskScript, []string{base + "task:" + t.ID, base + "order", base + "at"},
-		taskTimeKey(t.CreatedAt)+t.ID, t.Version, t.CreatedAt.Format(time.RFC3339Nano), js,
-		string(t.Status), string(t.Kind), t.Owner, t.Trigger.Event, t.ID, atScore(t)).Int()
+	created, err := l.createWithTenant(ctx, t.Tenant, createTaskScript, []string{l.taskKey(t.Tenant, t.ID), base + "order", base + "at"},
+		createTaskArgs(t, js)...).Int()
 	if err != nil {
 		return wrap(what, err)
 	}
@@ -370,17 +392,25 @@ var taskFields = []string{"json", "created", "v"}
 // taskFromFields rebuilds a task from the HMGET of taskFields; found is
 // false if the hash does not exist.
 func taskFromFields(vals []any) (t tasks.Task, found bool, err error) {
+	js, created, v, found, err := taskFieldStrings(vals)
+	if err != nil || !found {
+		return tasks.Task{}, false, err
+	}
+	t, err = decodeTask(js, created, v)
+	return t, err == nil, err
+}
+
+// taskFieldStrings returns the values of the HMGET of taskFields: json,
+// created and v. found is false if one is missing, as when the hash does
+// not exist. An error means vals is not such a reply.
+func taskFieldStrings(vals []any) (js, created, v string, found bool, err error) {
 	if len(vals) != len(taskFields) {
-		return tasks.Task{}, false, fmt.Errorf("unexpected reply %v", vals)
+		return "", "", "", false, fmt.Errorf("unexpected reply %v", vals)
 	}
 	js, ok1 := vals[0].(string)
 	created, ok2 := vals[1].(string)
 	v, ok3 := vals[2].(string)
-	if !ok1 || !ok2 || !ok3 {
-		return tasks.Task{}, false, nil
-	}
-	t, err = decodeTask(js, created, v)
-	return t, err == nil, err
+	return js, created, v, ok1 && ok2 && ok3, nil
 }
 
 // updateTaskScript replaces a task if its version is the expected one,
@@ -623,7 +653,7 @@ func (l *Log) createRunCall(r tasks.Run) (keys []string, args []any, err error) 
 		return nil, nil, err
 	}
 	base := l.tasksBase(r.Tenant)
-	keys = []string{base + "task:" + r.TaskID, base + "run:" + r.ID, base + "idem:" + r.TaskID, base + "runs:" + r.TaskID, base + "queued"}
+	keys = []string{base + "task:" + r.TaskID, l.runKey(r.Tenant, r.ID), base + "idem:" + r.TaskID, base + "runs:" + r.TaskID, base + "queued"}
 	args = []any{r.IdempotencyKey(), r.ID, taskTimeKey(r.CreatedAt) + r.ID, r.TaskID, taskInstant(r.Slot), string(r.Status),
 		r.CreatedAt.Format(time.RFC3339Nano), js, queuedScore(r)}
 	return keys, args, nil
@@ -658,7 +688,7 @@ func (l *Log) Run(ctx context.Context, tenant, id string) (tasks.Run, error) {
 	if !vigil.ValidID(tenant) || !vigil.ValidID(id) {
 		return tasks.Run{}, tasksFail(what, runNotFound(id))
 	}
-	vals, err := l.client.HMGet(ctx, l.tasksBase(tenant)+"run:"+id, "json", "created").Result()
+	vals, err := l.client.HMGet(ctx, l.runKey(tenant, id), "json", "created").Result()
 	if err != nil {
 		return tasks.Run{}, wrap(what, err)
 	}
@@ -716,6 +746,7 @@ func (l *Log) UpdateRun(ctx context.Context, r tasks.Run, from tasks.RunStatus) 
 	return updateRunResult(r, from, res, err)
 }
 
+// runKey returns the key of the tenant's run hash.
 func (l *Log) runKey(tenant, id string) string { return l.tasksBase(tenant) + "run:" + id }
 
 // updateRunKeys returns updateRunScript's keys for writing r.
