@@ -55,7 +55,7 @@ type instance struct {
 
 func open(t *testing.T, c config.Store) store.Backend {
 	t.Helper()
-	b, err := store.Open(context.Background(), c)
+	b, err := store.Open(context.Background(), c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestTraceID(t *testing.T) {
 
 func TestHealthAndSchema(t *testing.T) {
 	c := storeConfigs(t, 0)[config.DriverBolt]
-	b, err := store.Open(context.Background(), c)
+	b, err := store.Open(context.Background(), c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/vigilhq/vigil/auth"
@@ -41,8 +42,9 @@ type Backend interface {
 func Tasks(b Backend) (tasks.Store, error) { return b, nil }
 
 // Open opens the backend c.Driver names, creating the bolt data directory
-// when needed. The caller closes it.
-func Open(ctx context.Context, c config.Store) (Backend, error) {
+// when needed. logger receives what the backend cannot return to a caller
+// (nil: slog.Default()). The caller closes it.
+func Open(ctx context.Context, c config.Store, logger *slog.Logger) (Backend, error) {
 	switch c.Driver {
 	case config.DriverRedis:
 		l, err := redis.Open(ctx, c.Redis.URL, redis.Options{
@@ -50,6 +52,7 @@ func Open(ctx context.Context, c config.Store) (Backend, error) {
 			MaxLen:       c.MaxEventsPerThread,
 			MaxFollowers: c.Redis.MaxFollowers,
 			Coalesce:     c.Redis.Coalesce,
+			Logger:       logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store: open redis: %w", err)

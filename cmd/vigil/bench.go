@@ -128,7 +128,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		mo.Warmup = -1 // --warmup 0: none
 	}
 	so.Duration, mo.Duration = *duration, *duration
-	backend, err := store.Open(ctx, c)
+	backend, err := store.Open(ctx, c, nil)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (f *keysFlags) open(ctx context.Context) (*auth.Keys, *audit.Recorder, func
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	backend, err := store.Open(ctx, cfg.Store)
+	backend, err := store.Open(ctx, cfg.Store, nil)
 	if err != nil {
 		if cfg.Store.Driver == config.DriverBolt {
 			return nil, nil, nil, fmt.Errorf("%w (a running vigil serve on %s holds the file: stop it, or use POST /v1/keys)", err, cfg.Store.DataDir)

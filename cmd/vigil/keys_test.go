@@ -265,7 +265,7 @@ func TestKeysAudited(t *testing.T) {
 		t.Fatalf("keys revoke: exit %d, stderr %s", code, errOut)
 	}
 
-	backend, err := store.Open(t.Context(), c.Store)
+	backend, err := store.Open(t.Context(), c.Store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func runMCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	logger := newLogger(stderr, cfg.Log)
 
-	backend, err := store.Open(ctx, cfg.Store)
+	backend, err := store.Open(ctx, cfg.Store, logger)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Logger == nil {
 		m.Logger = newLogger(os.Stderr, m.Config.Log)
 	}
-	backend, err := store.Open(ctx, m.Config.Store)
+	backend, err := store.Open(ctx, m.Config.Store, m.Logger)
 	if err != nil {
 		return err
 	}

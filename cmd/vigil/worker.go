@@ -41,7 +41,7 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	logger := newLogger(stderr, cfg.Log)
 
-	backend, err := store.Open(ctx, cfg.Store)
+	backend, err := store.Open(ctx, cfg.Store, logger)
 	if err != nil {
 		return err
 	}
