@@ -30,8 +30,19 @@ type DispatchStore struct {
 // CreateRun implements Store: it stores r, then enqueues it if its status
 // is queued.
 func (s *DispatchStore) CreateRun(ctx context.Context, r Run) error {
+	return s.createRunAnnounced(ctx, r, nil)
+}
+
+// createRunAnnounced is CreateRun with announce, when set, called once r
+// is stored and before it is enqueued: what announce appends to the task's
+// thread (the run's task_status event) is there before a worker can start
+// the run and append its own.
+func (s *DispatchStore) createRunAnnounced(ctx context.Context, r Run, announce func()) error {
 	if err := s.Store.CreateRun(ctx, r); err != nil {
 		return err
+	}
+	if announce != nil {
+		announce()
 	}
 	if r.Status != RunQueued {
 		return nil

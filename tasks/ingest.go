@@ -61,13 +61,12 @@ func (m *Manager) Ingest(ctx context.Context, source string, body json.RawMessag
 			spec.Slots = map[string]any{}
 		}
 		spec.Slots[EventSlot] = value
-		r, err := m.createNow(ctx, Run{
+		r, err := m.createNow(ctx, t, Run{
 			Tenant: tenant, TaskID: t.ID, TaskVersion: t.Version, Spec: spec, Cause: CauseEvent, Status: RunQueued,
 		})
 		if err != nil {
 			return runs, err
 		}
-		m.event(ctx, t, r.ID, "", string(RunQueued))
 		if seesAll || t.Owner == p.User {
 			runs = append(runs, r)
 		}

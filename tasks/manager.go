@@ -650,7 +650,7 @@ func (m *Manager) RunNow(ctx context.Context, id string) (Run, error) {
 			ID: vigil.NewID("run_"), Tenant: tenant, TaskID: id, TaskVersion: t.Version, Spec: t.Spec,
 			Slot: slot, Due: slot, Cause: CauseManual, Status: RunQueued, CreatedAt: now, UpdatedAt: now,
 		}
-		err := m.store.CreateRun(ctx, r)
+		err := m.createRun(ctx, t, r)
 		if vigil.ErrorCode(err) == vigil.Conflict {
 			slot = slot.Add(time.Millisecond)
 			continue
@@ -658,7 +658,6 @@ func (m *Manager) RunNow(ctx context.Context, id string) (Run, error) {
 		if err != nil {
 			return Run{}, err
 		}
-		m.event(ctx, t, r.ID, "", string(RunQueued))
 		return r, nil
 	}
 	return Run{}, vigil.Errorf(vigil.Conflict, "task %s: too many runs at once; try again", id)
@@ -728,6 +727,21 @@ func (m *Manager) ListRuns(ctx context.Context, f RunFilter) (RunPage, error) {
 // runID) to the task's thread, with the request's trace id. The change it
 // reports is already stored, so the append outlives a cancelled request,
 // and a failure is logged rather than returned.
+// createRun stores r, queued, with its task_status event (→ queued) on t's
+// thread before the run reaches the queue, so that a worker's queued →
+// running never comes first on the thread.
+func (m *Manager) createRun(ctx context.Context, t Task, r Run) error {
+	announce := func() { m.event(ctx, t, r.ID, "", string(RunQueued)) }
+	if d, ok := m.store.(*DispatchStore); ok {
+		return d.createRunAnnounced(ctx, r, announce)
+	}
+	if err := m.store.CreateRun(ctx, r); err != nil {
+		return err
+	}
+	announce()
+	return nil
+}
+
 func (m *Manager) event(ctx context.Context, t Task, runID, from, to string) {
 	ev, err := streams.NewEvent(streams.TaskStatus{TaskID: t.ID, RunID: runID, From: from, To: to})
 	if err == nil {

@@ -189,22 +189,22 @@ func (m *Manager) Retry(ctx context.Context, runID string, slots map[string]any)
 		Tenant: tenant, TaskID: t.ID, TaskVersion: failed.TaskVersion, Spec: spec,
 		Cause: CauseRetry, Parent: failed.ID, Status: RunQueued,
 	}
-	if r, err = m.createNow(ctx, r); err != nil {
+	if r, err = m.createNow(ctx, t, r); err != nil {
 		return Run{}, err
 	}
-	m.event(ctx, t, r.ID, "", string(RunQueued))
 	return r, nil
 }
 
-// createNow creates r (its Spec, cause and links set) with a new id and a
-// slot of now to the millisecond, a later millisecond if another run of
-// the task holds that one, as RunNow does.
-func (m *Manager) createNow(ctx context.Context, r Run) (Run, error) {
+// createNow creates r, a run of t (its Spec, cause and links set), with a
+// new id and a slot of now to the millisecond, a later millisecond if
+// another run of the task holds that one, and its task_status event, as
+// RunNow does.
+func (m *Manager) createNow(ctx context.Context, t Task, r Run) (Run, error) {
 	now := m.now().UTC()
 	slot := now.Truncate(time.Millisecond)
 	for range 100 {
 		r.ID, r.Slot, r.Due, r.CreatedAt, r.UpdatedAt = vigil.NewID("run_"), slot, slot, now, now
-		err := m.store.CreateRun(ctx, r)
+		err := m.createRun(ctx, t, r)
 		if vigil.ErrorCode(err) == vigil.Conflict {
 			slot = slot.Add(time.Millisecond)
 			continue

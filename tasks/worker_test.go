@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -814,5 +815,38 @@ func TestCheckpointFlushedWhileQuiet(t *testing.T) {
 	done := r.waitRun(t, run.ID, tasks.RunSucceeded)
 	if checkpointSteps(done) != "0" {
 		t.Errorf("checkpoints [%s], want [0]", checkpointSteps(done))
+	}
+}
+
+// announcedQueue is a Queue that records, at each Enqueue, the run's
+// task_status changes already on its task's thread.
+type announcedQueue struct {
+	tasks.Queue
+	statuses func(runID string) []string
+	at       map[string][]string
+}
+
+func (q *announcedQueue) Enqueue(ctx context.Context, it tasks.QueueItem, delay time.Duration) error {
+	q.at[it.RunID] = q.statuses(it.RunID)
+	return q.Queue.Enqueue(ctx, it, delay)
+}
+
+// TestRunAnnouncedBeforeEnqueued: a run the Manager creates (run now,
+// retry, an ingested event) has its task_status event (→ queued) on the
+// thread before it reaches the queue, so that no worker's queued →
+// running can come first.
+func TestRunAnnouncedBeforeEnqueued(t *testing.T) {
+	r := newRig(t)
+	task := r.active(t, tasks.Spec{Title: "echo", Kind: tasks.KindOneShot, Trigger: tasks.Trigger{At: t0.Add(time.Hour)},
+		Steps: []tasks.Step{{Tool: "echo", Args: map[string]any{"x": 1}}}})
+	q := &announcedQueue{Queue: r.q, at: map[string][]string{}}
+	q.statuses = func(runID string) []string { return r.runStatuses(t, task, runID) }
+	m := tasks.NewManager(tasks.Options{Store: &tasks.DispatchStore{Store: r.db, Queue: q}, Log: r.db, Now: r.clock.Now})
+	run, err := m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.at[run.ID]; !slices.Equal(got, []string{">queued"}) {
+		t.Errorf("task_status changes on the thread when the run was enqueued: %q; want [>queued]", got)
 	}
 }
