@@ -574,23 +574,18 @@ type execution struct {
 // kept in run is written. An error is one of the payloads' (invalid data)
 // or that checkpoint's write's; the append's own are logged.
 func (x *execution) Emit(ctx context.Context, ps ...streams.Payload) error {
-	evs, err := x.th.events(ctx, ps...)
-	if err != nil {
-		return err
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.pending = append(x.pending, evs...)
-	if x.dirty {
-		return x.save(ctx)
-	}
-	x.startTimer(ctx)
-	return nil
+	return x.add(ctx, ps, true)
 }
 
 // tell adds the worker's own events (the outcome, a warning) to pending.
 // They announce no step, so they do not write a kept checkpoint first.
 func (x *execution) tell(ctx context.Context, ps ...streams.Payload) error {
+	return x.add(ctx, ps, false)
+}
+
+// add adds the events of ps to pending, first writing a kept checkpoint
+// when they announce a step.
+func (x *execution) add(ctx context.Context, ps []streams.Payload, step bool) error {
 	evs, err := x.th.events(ctx, ps...)
 	if err != nil {
 		return err
@@ -598,6 +593,9 @@ func (x *execution) tell(ctx context.Context, ps ...streams.Payload) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.pending = append(x.pending, evs...)
+	if step && x.dirty {
+		return x.save(ctx)
+	}
 	x.startTimer(ctx)
 	return nil
 }
