@@ -592,10 +592,13 @@ func (x *execution) add(ctx context.Context, ps []streams.Payload, step bool) er
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.pending = append(x.pending, evs...)
 	if step && x.dirty {
-		return x.save(ctx)
+		// The step starts only once the checkpoint before it is stored,
+		// and its events go with that write: a step that will not start
+		// (the write failed) is not announced on the thread.
+		return x.save(ctx, evs)
 	}
+	x.pending = append(x.pending, evs...)
 	x.startTimer(ctx)
 	return nil
 }
@@ -605,17 +608,20 @@ func (x *execution) add(ctx context.Context, ps []streams.Payload, step bool) er
 func (x *execution) flush(ctx context.Context) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if err := x.save(ctx); err != nil {
+	if err := x.save(ctx, nil); err != nil {
 		x.w.logger.WarnContext(ctx, "tasks: checkpoint not stored", "run", x.th.runID, "err", err)
 	}
 }
 
-// save writes a kept checkpoint with the pending events, or the events
-// alone; x.mu is held. A checkpoint that can no longer be stored (the
-// lease is lost, the run gone) is dropped, so that no later flush tries
-// again.
-func (x *execution) save(ctx context.Context) error {
+// save writes a kept checkpoint with the pending events and then
+// announce, the events of the step the checkpoint comes before, or the
+// events alone; x.mu is held. When the checkpoint's write fails, announce
+// is dropped: the executor is told, and the step does not start. A
+// checkpoint that can no longer be stored (the lease is lost, the run
+// gone) is dropped, so that no later flush tries again.
+func (x *execution) save(ctx context.Context, announce []streams.Event) error {
 	if !x.dirty {
+		x.pending = append(x.pending, announce...)
 		x.appendPending(ctx)
 		return nil
 	}
@@ -623,7 +629,7 @@ func (x *execution) save(ctx context.Context) error {
 	if err != nil {
 		x.appendPending(ctx)
 	} else {
-		err = x.store(ctx, x.run, RunRunning, "")
+		err = x.store(ctx, x.run, RunRunning, "", announce)
 	}
 	if err == nil || errors.Is(err, errLeaseLost) || errors.Is(err, errRunGone) {
 		x.dirty = false
@@ -695,7 +701,7 @@ func (x *execution) update(ctx context.Context, next Run, from, to RunStatus) er
 
 // updateLocked is update once the lease is checked; x.mu is held.
 func (x *execution) updateLocked(ctx context.Context, next Run, from, to RunStatus) error {
-	if err := x.store(ctx, next, from, to); err != nil {
+	if err := x.store(ctx, next, from, to, nil); err != nil {
 		if errors.Is(err, errRunGone) {
 			x.dirty = false // no write of the run can succeed any more
 		}
@@ -707,8 +713,8 @@ func (x *execution) updateLocked(ctx context.Context, next Run, from, to RunStat
 
 // store is write, with a run that changed under the worker (cancelled,
 // deleted) as errRunGone; x.mu is held.
-func (x *execution) store(ctx context.Context, next Run, from, to RunStatus) error {
-	err := x.write(ctx, next, from, to)
+func (x *execution) store(ctx context.Context, next Run, from, to RunStatus, announce []streams.Event) error {
+	err := x.write(ctx, next, from, to, announce)
 	switch vigil.ErrorCode(err) {
 	case vigil.Conflict, vigil.NotFound:
 		return errRunGone
@@ -718,21 +724,21 @@ func (x *execution) store(ctx context.Context, next Run, from, to RunStatus) err
 
 // write is update's store write; x.mu is held. With a ThreadedRunUpdater
 // it is one write, else (and once the store answered that it cannot, see
-// Worker.unthreaded) the pending events, the update, and the status event
-// one after the other. Pending events are appended whether or not the
-// update succeeds (they report what happened); the status event only when
-// it does.
-func (x *execution) write(ctx context.Context, next Run, from, to RunStatus) error {
-	var status []streams.Event
-	var statusErr error
+// Worker.unthreaded) the pending events, the update, then announce and the
+// status event one after the other. Pending events are appended whether
+// or not the update succeeds (they report what happened); announce (a
+// step's events, see save) and the status event only when it does.
+func (x *execution) write(ctx context.Context, next Run, from, to RunStatus, announce []streams.Event) error {
+	after := slices.Clip(announce)
 	if to != "" {
-		status, statusErr = x.th.events(ctx, x.th.change(from, to))
+		status, err := x.th.events(ctx, x.th.change(from, to))
+		if err != nil {
+			return err
+		}
+		after = append(after, status...)
 	}
 	if u, ok := x.w.store.(ThreadedRunUpdater); ok && x.th.log != nil && x.th.id != "" && !x.w.unthreaded.Load() {
-		if statusErr != nil {
-			return statusErr
-		}
-		err := u.UpdateRunThreaded(ctx, x.th.log, next, from, x.th.id, append(slices.Clip(x.pending), status...))
+		err := u.UpdateRunThreaded(ctx, x.th.log, next, from, x.th.id, append(slices.Clip(x.pending), after...))
 		if !errors.Is(err, errors.ErrUnsupported) {
 			if err == nil {
 				x.pending = nil
@@ -744,11 +750,10 @@ func (x *execution) write(ctx context.Context, next Run, from, to RunStatus) err
 	}
 	x.appendPending(ctx)
 	err := x.w.store.UpdateRun(ctx, next, from)
-	if err == nil && to != "" {
-		if statusErr == nil {
-			statusErr = x.th.append(ctx, status)
+	if err == nil && len(after) > 0 {
+		if aerr := x.th.append(ctx, after); aerr != nil {
+			x.w.logger.ErrorContext(ctx, "tasks: run events not appended to the thread", "run", x.th.runID, "events", len(after), "from", from, "to", to, "err", aerr)
 		}
-		x.th.statusFailed(ctx, from, to, statusErr)
 	}
 	return err
 }

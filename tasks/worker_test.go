@@ -427,11 +427,12 @@ func TestStopDeadlineRequeues(t *testing.T) {
 }
 
 // TestCancelStopsRun: a user's cancel stops a running run at its next
-// checkpoint; it is not marked anything else.
+// checkpoint; it is not marked anything else, and the step it stopped
+// before is not announced on the thread.
 func TestCancelStopsRun(t *testing.T) {
 	r := newRig(t)
 	r.worker(t, nil)
-	g, _, run := r.runGated(t, "s2")
+	g, task, run := r.runGated(t, "s2")
 	if _, err := r.m.CancelRun(r.ctx, run.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -445,6 +446,21 @@ func TestCancelStopsRun(t *testing.T) {
 	}
 	if calls := strings.Join(r.calls(), ","); calls != "s1,s2" {
 		t.Errorf("steps called after the cancel: %s", calls)
+	}
+	// Step 3 did not start (its checkpoint's write found the run
+	// cancelled), so the thread does not announce it.
+	var announced []string
+	for _, e := range r.events(t, task, streams.TypeToolCall) {
+		p, err := streams.Decode[streams.ToolCall](e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in struct{ Name string }
+		_ = json.Unmarshal(p.Args, &in)
+		announced = append(announced, in.Name)
+	}
+	if got := strings.Join(announced, ","); got != "s1,s2" {
+		t.Errorf("tool_call events on the thread for steps %s; want s1,s2", got)
 	}
 }
 
