@@ -165,13 +165,7 @@ func (th thread) waiting(ctx context.Context, why string) {
 // status appends a task_status event for the run going from → to, logging
 // a failure rather than returning it (the change is stored already).
 func (th thread) status(ctx context.Context, from, to RunStatus) {
-	th.statusFailed(ctx, from, to, th.emit(ctx, th.change(from, to)))
-}
-
-// statusFailed logs err, when there is one, as the failure to append the
-// task_status event of the run going from → to.
-func (th thread) statusFailed(ctx context.Context, from, to RunStatus, err error) {
-	if err != nil {
+	if err := th.emit(ctx, th.change(from, to)); err != nil {
 		th.logger.ErrorContext(ctx, "tasks: task_status event not appended", "task", th.taskID, "run", th.runID, "from", from, "to", to, "err", err)
 	}
 }
