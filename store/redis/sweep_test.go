@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -95,7 +94,7 @@ func indexOf(t *testing.T, key string) []string {
 
 // sweptIDs returns the ids of the queued runs and the one-shot tasks the
 // two walks report before before.
-func sweptIDs(t *testing.T, l *redis.Log, before time.Time) (runs, oneShots []string) {
+func sweptIDs(t testing.TB, l *redis.Log, before time.Time) (runs, oneShots []string) {
 	t.Helper()
 	ctx := context.Background()
 	if err := l.QueuedRuns(ctx, before, func(r tasks.Run) error {
@@ -497,21 +496,18 @@ func TestSweepPages(t *testing.T) {
 	}
 }
 
-// TestSweepCost logs the time of the two walks, through the indexes and
-// by SCAN (the indexed hash deleted before each walk), beside 50,000 task
-// and run hashes of an idle tenant and 10 queued runs of another. It runs
-// only with VIGIL_SWEEP_COST=1:
+// BenchmarkSweep times the two walks, through the indexes (index) and
+// by SCAN with the indexed hash deleted before each walk (scan), beside
+// 50,000 task and run hashes of an idle tenant and 10 queued runs of
+// another:
 //
-//	VIGIL_SWEEP_COST=1 VIGIL_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test -run TestSweepCost -v ./store/redis/
-func TestSweepCost(t *testing.T) {
-	if os.Getenv("VIGIL_SWEEP_COST") == "" {
-		t.Skip("set VIGIL_SWEEP_COST=1 to measure the sweep")
-	}
+//	VIGIL_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test -run XXX -bench Sweep ./store/redis/
+func BenchmarkSweep(b *testing.B) {
 	ctx := context.Background()
-	prefix := redistest.Prefix(t)
-	l := open(t, prefix, redis.Options{MaxFollowers: 4})
-	c := client(t)
-	t.Cleanup(func() { _ = redis.DeletePrefix(context.Background(), c, prefix) })
+	prefix := redistest.Prefix(b)
+	l := open(b, prefix, redis.Options{MaxFollowers: 4})
+	c := client(b)
+	b.Cleanup(func() { _ = redis.DeletePrefix(context.Background(), c, prefix) })
 	const idle = 25_000 // tasks, and as many runs
 	base := prefix + ":t:idle:tasks:{idle}:"
 	for i := 0; i < idle; i += 1000 {
@@ -521,39 +517,37 @@ func TestSweepCost(t *testing.T) {
 			pipe.HSet(ctx, fmt.Sprintf("%srun:run_%06d", base, j), "status", "succeeded", "json", "{}")
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 	}
 	if err := l.CreateTask(ctx, newTask("acme", "tsk_1")); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	for i := range 10 {
 		r := newRun("acme", fmt.Sprintf("run_%02d", i), "tsk_1", taskAt.Add(time.Duration(i)*time.Second))
 		if err := l.CreateRun(ctx, r); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 	}
-	dbsize, _ := c.DBSize(ctx).Result()
-	walk := func(scan bool) time.Duration {
+	sweptIDs(b, l, taskAt.Add(time.Hour)) // the first walk fills the indexes
+	for _, scan := range []bool{false, true} {
+		name := "index"
 		if scan {
-			if err := c.Del(ctx, prefix+":sched:{"+prefix+"}:indexed").Err(); err != nil {
-				t.Fatal(err)
+			name = "scan"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if scan {
+					b.StopTimer()
+					if err := c.Del(ctx, prefix+":sched:{"+prefix+"}:indexed").Err(); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				if runs, _ := sweptIDs(b, l, taskAt.Add(time.Hour)); len(runs) != 10 {
+					b.Fatalf("the walks found %d queued runs, want 10", len(runs))
+				}
 			}
-		}
-		start := time.Now()
-		runs, _ := sweptIDs(t, l, taskAt.Add(time.Hour))
-		d := time.Since(start)
-		if len(runs) != 10 {
-			t.Fatalf("walks found %d queued runs, want 10", len(runs))
-		}
-		return d
-	}
-	for _, scan := range []bool{true, false} {
-		var ds []time.Duration
-		for range 5 {
-			ds = append(ds, walk(scan))
-		}
-		slices.Sort(ds)
-		t.Logf("scan=%v, %d keys in the database: the two walks took %v (median of 5; min %v, max %v)", scan, dbsize, ds[2], ds[0], ds[4])
+		})
 	}
 }
