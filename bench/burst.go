@@ -281,12 +281,14 @@ const NoopTool = "noop"
 // # Creating the tasks
 //
 // The tasks are written directly through the Store, not through the
-// Manager: a thread (Log.CreateThread), then the task, already active
-// (Store.CreateTask), then its schedule entry (Store.SetNext), each phase
-// for all tasks from Creators goroutines, whose concurrent writes the store
-// commits together. That is what Manager.Create and Confirm write, less
-// their reads and task_status events. Writing the entry after the task is
-// active is safe here: no scheduler runs until every entry is written.
+// Manager: a thread (Log.CreateThread) with the task_status events
+// Manager.Create and Confirm append (→ draft, draft → active), then the
+// task, already active (Store.CreateTask), then its schedule entry
+// (Store.SetNext), each phase for all tasks from Creators goroutines,
+// whose concurrent writes the store commits together. That is what
+// Manager.Create and Confirm write, less their reads. Writing the entry
+// after the task is active is safe here: no scheduler runs until every
+// entry is written.
 // Priorities cycle 1 high, 7 normal, 2 low in 10; tenants cycle over
 // Tenants.
 //
@@ -339,7 +341,15 @@ func Burst(ctx context.Context, st BurstBackend, q tasks.Queue, opts BurstOption
 		do   func(ctx context.Context, t tasks.Task) error
 	}{
 		{&r.CreateThreads, "threads", func(ctx context.Context, t tasks.Task) error {
-			return st.CreateThread(ctx, streams.Thread{ID: t.ThreadID, Tenant: t.Tenant, Title: t.Title, CreatedAt: t.CreatedAt})
+			if err := st.CreateThread(ctx, streams.Thread{ID: t.ThreadID, Tenant: t.Tenant, Title: t.Title, CreatedAt: t.CreatedAt}); err != nil {
+				return err
+			}
+			evs, err := createdEvents(t)
+			if err != nil {
+				return err
+			}
+			_, err = st.Append(ctx, t.Tenant, t.ThreadID, evs)
+			return err
 		}},
 		{&r.CreateTasks, "tasks", st.CreateTask},
 		{&r.CreateEntries, "schedule entries", func(ctx context.Context, t tasks.Task) error {
@@ -808,4 +818,22 @@ func (h *countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *countingHandler) WithGroup(name string) slog.Handler {
 	return &countingHandler{inner: h.inner.WithGroup(name), n: h.n}
+}
+
+// createdEvents returns the task_status events Manager.Create and Confirm
+// append to t's thread: → draft, then draft → active.
+func createdEvents(t tasks.Task) ([]streams.Event, error) {
+	var evs []streams.Event
+	for _, p := range []streams.TaskStatus{
+		{TaskID: t.ID, To: string(tasks.StatusDraft)},
+		{TaskID: t.ID, From: string(tasks.StatusDraft), To: string(tasks.StatusActive)},
+	} {
+		ev, err := streams.NewEvent(p)
+		if err != nil {
+			return nil, err
+		}
+		ev.TaskID, ev.TS = t.ID, t.CreatedAt
+		evs = append(evs, ev)
+	}
+	return evs, nil
 }
