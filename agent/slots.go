@@ -226,8 +226,6 @@ type condition struct {
 	direction          string
 }
 
-func (c condition) any() bool { return c.threshold != nil || c.percent != nil || c.direction != "" }
-
 // findCondition reads the first threshold and the first percentage in s.
 func findCondition(s string) condition {
 	var c condition
