@@ -319,7 +319,7 @@ func TestTailResumesAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Server.Addr = m.Addr()
-	m = startMain(t, c)
+	startMain(t, c) // stopped by the test's cleanup
 	for i := 5; i < 8; i++ {
 		post(t, base+"/v1/threads/"+th+"/events", textBody(fmt.Sprint(i)), nil)
 	}

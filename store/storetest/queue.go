@@ -520,13 +520,13 @@ func testQueueRelease(t *testing.T, newQueue newQueueFunc) {
 	ctx := t.Context()
 	mustEnqueue(t, q, qitem("acme", "run_1", tasks.PriorityHigh), 0)
 	mustEnqueue(t, q, qitem("acme", "run_2", tasks.PriorityHigh), 0)
-	cl := claimNow(t, q, "w1", 1)[0]
+	claimNow(t, q, "w1", 1)
 	c.Add(90 * time.Second) // the lease ran out; releasing still works
 	re, err := q.Reclaim(ctx, "w1", 1, time.Minute)
 	if err != nil || len(re) != 1 || re[0].Deliveries != 2 {
 		t.Fatalf("Reclaim: %+v, %v", re, err)
 	}
-	cl = re[0]
+	cl := re[0]
 	if err := q.Release(ctx, cl, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
