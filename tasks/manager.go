@@ -643,24 +643,9 @@ func (m *Manager) RunNow(ctx context.Context, id string) (Run, error) {
 	if t.Status == StatusArchived {
 		return Run{}, &TransitionError{What: "task", ID: id, From: string(t.Status), Action: "run"}
 	}
-	now := m.now().UTC()
-	slot := now.Truncate(time.Millisecond)
-	for range 100 {
-		r := Run{
-			ID: vigil.NewID("run_"), Tenant: tenant, TaskID: id, TaskVersion: t.Version, Spec: t.Spec,
-			Slot: slot, Due: slot, Cause: CauseManual, Status: RunQueued, CreatedAt: now, UpdatedAt: now,
-		}
-		err := m.createRun(ctx, t, r)
-		if vigil.ErrorCode(err) == vigil.Conflict {
-			slot = slot.Add(time.Millisecond)
-			continue
-		}
-		if err != nil {
-			return Run{}, err
-		}
-		return r, nil
-	}
-	return Run{}, vigil.Errorf(vigil.Conflict, "task %s: too many runs at once; try again", id)
+	return m.createNow(ctx, t, Run{
+		Tenant: tenant, TaskID: id, TaskVersion: t.Version, Spec: t.Spec, Cause: CauseManual, Status: RunQueued,
+	})
 }
 
 // CancelRun cancels a run that has not finished: queued, running,
@@ -723,10 +708,6 @@ func (m *Manager) ListRuns(ctx context.Context, f RunFilter) (RunPage, error) {
 	return m.store.ListRuns(ctx, tenant, f)
 }
 
-// event appends a task_status event for a change of task t (or of its run
-// runID) to the task's thread, with the request's trace id. The change it
-// reports is already stored, so the append outlives a cancelled request,
-// and a failure is logged rather than returned.
 // createRun stores r, queued, with its task_status event (→ queued) on t's
 // thread before the run reaches the queue, so that a worker's queued →
 // running never comes first on the thread.
@@ -742,6 +723,10 @@ func (m *Manager) createRun(ctx context.Context, t Task, r Run) error {
 	return nil
 }
 
+// event appends a task_status event for a change of task t (or of its run
+// runID) to the task's thread, with the request's trace id. The change it
+// reports is already stored, so the append outlives a cancelled request,
+// and a failure is logged rather than returned.
 func (m *Manager) event(ctx context.Context, t Task, runID, from, to string) {
 	ev, err := streams.NewEvent(streams.TaskStatus{TaskID: t.ID, RunID: runID, From: from, To: to})
 	if err == nil {

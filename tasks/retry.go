@@ -197,8 +197,8 @@ func (m *Manager) Retry(ctx context.Context, runID string, slots map[string]any)
 
 // createNow creates r, a run of t (its Spec, cause and links set), with a
 // new id and a slot of now to the millisecond, a later millisecond if
-// another run of the task holds that one, and its task_status event, as
-// RunNow does.
+// another run of the task holds that one, and its task_status event: the
+// runs of RunNow, Retry and Ingest.
 func (m *Manager) createNow(ctx context.Context, t Task, r Run) (Run, error) {
 	now := m.now().UTC()
 	slot := now.Truncate(time.Millisecond)
