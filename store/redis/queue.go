@@ -334,6 +334,12 @@ local function wakeAll()
   end
 end
 
+-- inTurns records, per priority and tenant, that ready found the tenant
+-- in the priority's turns or put it there, so that a script asks Redis
+-- once per tenant. Only the claim takes tenants out of a priority's
+-- turns, after its one promote of that priority: no ready follows.
+local inTurns = {}
+
 -- ready appends member id to its tenant's stream of priority p (1 high ..
 -- 3 low) as a ready item. A tenant with nothing else ready joins the
 -- turns at the priority's clock plus one.
@@ -347,8 +353,12 @@ local function ready(p, id)
     e = redis.call('XADD', key, '*', 'i', id)
   end
   redis.call('HSET', KEYS[7], id, 'r|' .. (p - 1) .. '|' .. e)
-  if not redis.call('ZSCORE', KEYS[p], t) then
-    redis.call('ZADD', KEYS[p], (tonumber(redis.call('HGET', KEYS[10], p)) or 0) + 1, t)
+  local turn = p .. '|' .. t
+  if not inTurns[turn] then
+    if not redis.call('ZSCORE', KEYS[p], t) then
+      redis.call('ZADD', KEYS[p], (tonumber(redis.call('HGET', KEYS[10], p)) or 0) + 1, t)
+    end
+    inTurns[turn] = true
   end
   wakeAll()
 end
