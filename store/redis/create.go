@@ -141,7 +141,7 @@ func (l *Log) ownThreads(log streams.Log) error {
 // Returns what updateRunScript returns, except {1, message} when the run
 // was updated and its events were not appended (see tryAppendLua).
 var updateRunThreadedScript = goredis.NewScript(tryAppendLua + updateRunLua + `
-if redis.call('EXISTS', KEYS[3]) == 1 then
+if threadExists(KEYS[3], KEYS[4]) then
   local err = tryAppend(KEYS[3], KEYS[4], ARGV[8], ARGV[9], ARGV[10], 11)
   if err then return {1, err} end
 end
@@ -201,14 +201,14 @@ func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Ru
 // created and a thread is named and exists, by appendScript's append,
 // through tryAppend.
 //
-// KEYS[1..5] as createRunScript's, then optionally KEYS[6] thread meta,
-// KEYS[7] thread stream. ARGV[1..9] as createRunScript's; with a thread,
+// KEYS[1..4] as createRunScript's, then optionally KEYS[5] thread meta,
+// KEYS[6] thread stream. ARGV[1..9] as createRunScript's; with a thread,
 // ARGV[10..12] and ARGV[13..] as appendScript's ARGV[1..3] and ARGV[4..].
 // Returns what createRunScript returns, except {1, message} when the run
 // was created and its events were not appended (see tryAppendLua).
 var createRunThreadedScript = goredis.NewScript(tryAppendLua + createRunLua + `
-if #KEYS >= 7 and redis.call('EXISTS', KEYS[6]) == 1 then
-  local err = tryAppend(KEYS[6], KEYS[7], ARGV[10], ARGV[11], ARGV[12], 13)
+if #KEYS >= 6 and threadExists(KEYS[5], KEYS[6]) then
+  local err = tryAppend(KEYS[5], KEYS[6], ARGV[10], ARGV[11], ARGV[12], 13)
   if err then return {1, err} end
 end
 return {1}

@@ -14,7 +14,11 @@
 // for example vigil:t:acme:th:{acme/th_1f…}:ev, where the braces are
 // literal: they are the Cluster hash tag. The meta hash records the
 // thread (created is RFC 3339 with nanoseconds, title as given) and the
-// newest ID retention removed (trimmed); its existence is the thread's. Each
+// newest ID retention removed (trimmed); its existence is the thread's.
+// The stream exists only once an event was appended, which needs the meta
+// hash, and nothing deletes either, so an existing stream says the thread
+// exists too: an append checks the stream first, the key it writes, and
+// reads the meta hash only when a thread has no events yet. Each
 // stream entry has one field, "e", holding the event's envelope JSON without
 // id and thread_id: the entry's stream ID is the event's ID and the key
 // names the thread. Data is stored byte for byte as given (only whitespace
@@ -25,11 +29,10 @@
 // the one structure not scoped by tenant (its members carry the tenant),
 // under a tag of its own:
 //
-//	<prefix>:t:<tenant>:tasks:{<tenant>}:task:<id>      hash: a task (json, version, filter fields)
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:task:<id>      hash: a task (json, version, filter fields), its runs' idempotency keys → run id
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:order          sorted set: tasks in creation order
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:run:<id>       hash: a run (json, task, slot, status)
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:runs:<task>    sorted set: a task's runs in creation order
-//	<prefix>:t:<tenant>:tasks:{<tenant>}:idem:<task>    hash: idempotency key → run id
 //	<prefix>:sched:{<prefix>}:high|normal|low           sorted sets: <tenant>\x00<task>, scored by due ms
 //	<prefix>:sched:{<prefix>}:entries                   hash: <tenant>\x00<task> → priority, slot, due
 //
@@ -390,20 +393,28 @@ func (l *Log) Thread(ctx context.Context, tenant, id string) (streams.Thread, er
 // append's IDs are consecutive even when the server's clock ticks during
 // the script.
 var appendScript = goredis.NewScript(appendLua + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if not threadExists(KEYS[1], KEYS[2]) then return false end
 return append(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], 4)
 `)
 
-// appendLua defines the Lua function append(meta, stream, clock, maxlen,
-// slack, first), the body of appendScript, which the scripts that write a
-// thread with something else (updateRunThreadedScript and
-// createRunThreadedScript, through tryAppend) share: it appends
-// ARGV[first..] as appendScript describes and returns their IDs. It fails
+// appendLua defines the Lua functions threadExists(meta, stream) and
+// append(meta, stream, clock, maxlen, slack, first), the body of
+// appendScript, which the scripts that write a thread with something else
+// (updateRunThreadedScript and createRunThreadedScript, through tryAppend)
+// share. append appends ARGV[first..] as appendScript describes and
+// returns their IDs. It fails
 // in two ways: it returns an error reply when its first XADD fails and
 // cannot be retried (nothing is appended), and a command it calls raises
 // one when a key has the wrong type, say, which ends the script unless
 // caught (the events may then be appended in part).
 const appendLua = `
+-- threadExists reports whether the thread of meta and stream exists: its
+-- stream does (the usual case, and the key the append writes next) or
+-- else its meta hash (a thread with no events yet).
+local function threadExists(meta, stream)
+  return redis.call('EXISTS', stream) == 1 or redis.call('EXISTS', meta) == 1
+end
+
 local function append(meta, stream, clock, maxlen, slack, first)
   local ids = {}
   if #ARGV < first then return ids end

@@ -5,11 +5,10 @@ package redis
 // the tenant's "tasks" space; the schedule index and the sweep's tenants
 // set are global:
 //
-//	<prefix>:t:<tenant>:tasks:{<tenant>}:task:<id>      hash: order, v, created, json, status, kind, owner, event
+//	<prefix>:t:<tenant>:tasks:{<tenant>}:task:<id>      hash: order, v, created, json, status, kind, owner, event; <idempotency key> → run id
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:order          sorted set, all scores 0: <created><task id>
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:run:<id>       hash: task, slot, status, created, json
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:runs:<task>    sorted set, all scores 0: <created><run id>
-//	<prefix>:t:<tenant>:tasks:{<tenant>}:idem:<task>    hash: idempotency key (task@slot) → run id
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:queued         sorted set: id of each queued run, scored by UpdatedAt in ms
 //	<prefix>:t:<tenant>:tasks:{<tenant>}:at             sorted set: id of each active task with a Trigger.At, scored by At in ms
 //	<prefix>:sched:{<prefix>}:high|normal|low           sorted set: <tenant>\x00<task id>, scored by Due in ms
@@ -19,6 +18,13 @@ package redis
 //
 // The queued and at indexes, the tenants set and the indexed hash are the
 // sweep's (tasks.SweepStore); sweep.go describes them.
+//
+// A run's idempotency key (<task id>@<slot>, which no named field can
+// equal: it holds an "@") is a field of its task's hash, whose value is
+// the run's id. The task hash is the one key CreateRun reads anyway, so
+// claiming the key touches no other key and creates none; DeleteTask's
+// UNLINK of the task takes the keys with it. Before December 2026 the keys
+// had a hash of their own, idem:<task>, which DeleteTask still unlinks.
 //
 // <created> is CreatedAt as 16 hex digits (Unix nanoseconds with the sign
 // bit flipped), so that the lexicographic order of a sorted set whose
@@ -48,7 +54,7 @@ package redis
 // The one exception is while that slot migrates between Cluster nodes: a
 // key already moved is not seen, so for the duration ListTasks and ListRuns
 // may miss a task or run and DeleteTask may leave a run record behind (its
-// idempotency keys and run index, which are declared, go).
+// idempotency key and run index, which are declared, go).
 //
 // A per-task hash tag ({<tenant>/<task>}, like threads) would spread one
 // tenant's tasks over the Cluster, but Run and UpdateRun find a run by
@@ -560,11 +566,12 @@ func (l *Log) ListTasks(ctx context.Context, tenant string, f tasks.TaskFilter) 
 	return page, nil
 }
 
-// deleteTaskScript removes a task, its runs, their idempotency keys and
-// run index, their entries in the queued index, and the task's place in the
-// creation order and the at index.
+// deleteTaskScript removes a task (its idempotency keys with it), its
+// runs, their run index, their entries in the queued index, and the task's
+// place in the creation order and the at index.
 // KEYS[1] task hash, KEYS[2] order set, KEYS[3] the task's run index,
-// KEYS[4] its idempotency keys, KEYS[5] the tenant's queued index, KEYS[6]
+// KEYS[4] its idempotency keys of before December 2026 (see the file
+// comment), KEYS[5] the tenant's queued index, KEYS[6]
 // its at index. ARGV[1] the tenant's key base, ARGV[2] the task id.
 // Returns 1 if deleted, 0 if the task is missing.
 var deleteTaskScript = goredis.NewScript(`
@@ -606,10 +613,10 @@ func (l *Log) DeleteTask(ctx context.Context, tenant, id string) error {
 // --- runs ---
 
 // createRunScript stores a run if its task exists and neither its id nor
-// its idempotency key is taken, with the key, the run index entry and, if
-// the run is queued, its queued index entry.
-// KEYS[1] task hash, KEYS[2] run hash, KEYS[3] the task's idempotency keys,
-// KEYS[4] the task's run index, KEYS[5] the tenant's queued index.
+// its idempotency key is taken, with the key (a field of the task hash),
+// the run index entry and, if the run is queued, its queued index entry.
+// KEYS[1] task hash, KEYS[2] run hash, KEYS[3] the task's run index,
+// KEYS[4] the tenant's queued index.
 // ARGV[1] idempotency key, ARGV[2] run id, ARGV[3] index member, ARGV[4]
 // task id, ARGV[5] slot, ARGV[6] status, ARGV[7] created, ARGV[8] json,
 // ARGV[9] the run's queued score (queuedScore).
@@ -624,10 +631,10 @@ return {1}
 const createRunLua = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
-if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return {3, redis.call('HGET', KEYS[3], ARGV[1])} end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {3, redis.call('HGET', KEYS[1], ARGV[1])} end
 redis.call('HSET', KEYS[2], 'task', ARGV[4], 'slot', ARGV[5], 'status', ARGV[6], 'created', ARGV[7], 'json', ARGV[8])
-redis.call('ZADD', KEYS[4], 0, ARGV[3])
-if ARGV[9] ~= '' then redis.call('ZADD', KEYS[5], ARGV[9], ARGV[2]) end
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[4], ARGV[9], ARGV[2]) end
 `
 
 // CreateRun stores a new run with one script that claims its idempotency
@@ -653,7 +660,7 @@ func (l *Log) createRunCall(r tasks.Run) (keys []string, args []any, err error) 
 		return nil, nil, err
 	}
 	base := l.tasksBase(r.Tenant)
-	keys = []string{base + "task:" + r.TaskID, l.runKey(r.Tenant, r.ID), base + "idem:" + r.TaskID, base + "runs:" + r.TaskID, base + "queued"}
+	keys = []string{base + "task:" + r.TaskID, l.runKey(r.Tenant, r.ID), base + "runs:" + r.TaskID, base + "queued"}
 	args = []any{r.IdempotencyKey(), r.ID, taskTimeKey(r.CreatedAt) + r.ID, r.TaskID, taskInstant(r.Slot), string(r.Status),
 		r.CreatedAt.Format(time.RFC3339Nano), js, queuedScore(r)}
 	return keys, args, nil

@@ -65,7 +65,7 @@ func TestTasksKeys(t *testing.T) {
 	var want []string
 	for _, tenant := range []string{"acme", "beta"} {
 		base := prefix + ":t:" + tenant + ":tasks:{" + tenant + "}:"
-		want = append(want, base+"idem:tsk_1", base+"order", base+"queued", base+"run:run_1", base+"runs:tsk_1", base+"task:tsk_1")
+		want = append(want, base+"order", base+"queued", base+"run:run_1", base+"runs:tsk_1", base+"task:tsk_1")
 	}
 	sched := prefix + ":sched:{" + prefix + "}:"
 	want = append(want, sched+"entries", sched+"high", sched+"tenants")
@@ -74,6 +74,15 @@ func TestTasksKeys(t *testing.T) {
 		t.Fatalf("keys:\n%s\nwant:\n%s", strings.Join(keys, "\n"), strings.Join(want, "\n"))
 	}
 
+	// The task hash holds the run's idempotency key.
+	acme := prefix + ":t:acme:tasks:{acme}:"
+	if id, err := client(t).HGet(ctx, acme+"task:tsk_1", newRun("acme", "run_1", "tsk_1", taskAt).IdempotencyKey()).Result(); err != nil || id != "run_1" {
+		t.Errorf("idempotency key in the task hash: %q, %v; want run_1", id, err)
+	}
+	// The hash idempotency keys had of their own before goes with the task.
+	if err := client(t).HSet(ctx, acme+"idem:tsk_1", "tsk_1@2026-01-01T00:00:00.000Z", "run_0").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.DeleteTask(ctx, "acme", "tsk_1"); err != nil {
 		t.Fatal(err)
 	}
