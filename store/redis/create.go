@@ -141,10 +141,8 @@ func (l *Log) ownThreads(log streams.Log) error {
 // Returns what updateRunScript returns, except {1, message} when the run
 // was updated and its events were not appended (see tryAppendLua).
 var updateRunThreadedScript = goredis.NewScript(tryAppendLua + updateRunLua + `
-if threadExists(KEYS[3], KEYS[4]) then
-  local err = tryAppend(KEYS[3], KEYS[4], ARGV[8], ARGV[9], ARGV[10], 11)
-  if err then return {1, err} end
-end
+local err = tryAppend(KEYS[3], KEYS[4], ARGV[8], ARGV[9], ARGV[10], 11)
+if err then return {1, err} end
 return {1}
 `)
 
@@ -156,13 +154,13 @@ return {1}
 // wrong type, say) the script's, the caller would read a run that is
 // written as not written. tryAppend catches the failure, whether append
 // returns it or a command raises it, and returns its message, or nil when
-// the events were appended. The threaded scripts reply {1, message}: the
+// the events were appended or the thread does not exist. The threaded scripts reply {1, message}: the
 // run is written, and the Go side logs the events' loss (warnEventsLost)
 // and answers success. The events may then be appended in part.
 const tryAppendLua = appendLua + `
 local function tryAppend(meta, stream, clock, maxlen, slack, first)
   local ok, res = pcall(append, meta, stream, clock, maxlen, slack, first)
-  if ok and not res.err then return nil end
+  if ok and (not res or not res.err) then return nil end
   if type(res) == 'table' then res = res.err end
   return tostring(res)
 end
@@ -207,7 +205,7 @@ func (l *Log) UpdateRunThreaded(ctx context.Context, log streams.Log, r tasks.Ru
 // Returns what createRunScript returns, except {1, message} when the run
 // was created and its events were not appended (see tryAppendLua).
 var createRunThreadedScript = goredis.NewScript(tryAppendLua + createRunLua + `
-if #KEYS >= 6 and threadExists(KEYS[5], KEYS[6]) then
+if #KEYS >= 6 then
   local err = tryAppend(KEYS[5], KEYS[6], ARGV[10], ARGV[11], ARGV[12], 13)
   if err then return {1, err} end
 end

@@ -17,8 +17,8 @@
 // newest ID retention removed (trimmed); its existence is the thread's.
 // The stream exists only once an event was appended, which needs the meta
 // hash, and nothing deletes either, so an existing stream says the thread
-// exists too: an append checks the stream first, the key it writes, and
-// reads the meta hash only when a thread has no events yet. Each
+// exists too: an append adds its first event with XADD NOMKSTREAM and
+// reads the meta hash only when that finds no stream. Each
 // stream entry has one field, "e", holding the event's envelope JSON without
 // id and thread_id: the entry's stream ID is the event's ID and the key
 // names the thread. Data is stored byte for byte as given (only whitespace
@@ -393,34 +393,36 @@ func (l *Log) Thread(ctx context.Context, tenant, id string) (streams.Thread, er
 // append's IDs are consecutive even when the server's clock ticks during
 // the script.
 var appendScript = goredis.NewScript(appendLua + `
-if not threadExists(KEYS[1], KEYS[2]) then return false end
 return append(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], 4)
 `)
 
-// appendLua defines the Lua functions threadExists(meta, stream) and
-// append(meta, stream, clock, maxlen, slack, first), the body of
-// appendScript, which the scripts that write a thread with something else
-// (updateRunThreadedScript and createRunThreadedScript, through tryAppend)
-// share. append appends ARGV[first..] as appendScript describes and
-// returns their IDs. It fails
+// appendLua defines the Lua function append(meta, stream, clock, maxlen,
+// slack, first), the body of appendScript, which the scripts that write a
+// thread with something else (updateRunThreadedScript and
+// createRunThreadedScript, through tryAppend) share: it appends
+// ARGV[first..] as appendScript describes and returns their IDs, or false
+// when the thread does not exist. It adds the first event with XADD
+// NOMKSTREAM, which adds nothing when the stream does not exist, and only
+// then reads the meta hash (see the package comment). It fails
 // in two ways: it returns an error reply when its first XADD fails and
 // cannot be retried (nothing is appended), and a command it calls raises
 // one when a key has the wrong type, say, which ends the script unless
 // caught (the events may then be appended in part).
 const appendLua = `
--- threadExists reports whether the thread of meta and stream exists: its
--- stream does (the usual case, and the key the append writes next) or
--- else its meta hash (a thread with no events yet).
-local function threadExists(meta, stream)
-  return redis.call('EXISTS', stream) == 1 or redis.call('EXISTS', meta) == 1
-end
-
 local function append(meta, stream, clock, maxlen, slack, first)
   local ids = {}
-  if #ARGV < first then return ids end
+  if #ARGV < first then
+    if redis.call('EXISTS', meta) == 0 then return false end
+    return ids
+  end
   local id = '*'
   if clock ~= '' then id = clock .. '-*' end
-  local ev = redis.pcall('XADD', stream, id, 'e', ARGV[first])
+  local ev = redis.pcall('XADD', stream, 'NOMKSTREAM', id, 'e', ARGV[first])
+  if not ev then
+    -- No stream: a thread with no events yet, or no thread.
+    if redis.call('EXISTS', meta) == 0 then return false end
+    ev = redis.pcall('XADD', stream, id, 'e', ARGV[first])
+  end
   if type(ev) == 'table' and ev.err then
     local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
     if id == '*' or not top then return redis.error_reply(ev.err) end
