@@ -18,7 +18,10 @@
 // The stream exists only once an event was appended, which needs the meta
 // hash, and nothing deletes either, so an existing stream says the thread
 // exists too: an append adds its first event with XADD NOMKSTREAM and
-// reads the meta hash only when that finds no stream. Each
+// reads the meta hash only when that finds no stream. That needs Redis to
+// remove no key on its own (maxmemory-policy noeviction, which the queue
+// needs too) and Purge to run only on a prefix no process writes: its
+// batches may take a thread's meta hash before its stream. Each
 // stream entry has one field, "e", holding the event's envelope JSON without
 // id and thread_id: the entry's stream ID is the event's ID and the key
 // names the thread. Data is stored byte for byte as given (only whitespace

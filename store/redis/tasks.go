@@ -24,7 +24,15 @@ package redis
 // the run's id. The task hash is the one key CreateRun reads anyway, so
 // claiming the key touches no other key and creates none; DeleteTask's
 // UNLINK of the task takes the keys with it. Before December 2026 the keys
-// had a hash of their own, idem:<task>, which DeleteTask still unlinks.
+// had a hash of their own, idem:<task>, which DeleteTask still unlinks but
+// CreateRun no longer reads. What guards a slot still holds for the runs
+// written before: a scheduled or chained run's id is derived from its key
+// (tasks' scheduledRunID), so a second run of such a slot is refused as a
+// taken run id; and any other run (run now, retry, an ingested event)
+// takes the current millisecond as its slot, later than every slot of a
+// run written before the upgrade. Only two such runs of one task made in
+// the same millisecond by an old and a new process during a rolling
+// upgrade could share a key.
 //
 // <created> is CreatedAt as 16 hex digits (Unix nanoseconds with the sign
 // bit flipped), so that the lexicographic order of a sorted set whose
