@@ -162,3 +162,45 @@ func TestResourceSubscriptions(t *testing.T) {
 		})
 	})
 }
+
+// slowStart is a log whose Read, which a hub follower makes once to fix
+// where it starts, takes a while, as on a loaded machine.
+type slowStart struct{ streams.Log }
+
+func (l slowStart) Read(ctx context.Context, tenant, thread string, after streams.ID, limit int) (streams.Page, error) {
+	select {
+	case <-time.After(300 * time.Millisecond):
+	case <-ctx.Done():
+		return streams.Page{}, ctx.Err()
+	}
+	return l.Log.Read(ctx, tenant, thread, after, limit)
+}
+
+// TestSubscribedBeforeAcknowledged: a change made as soon as a
+// subscription is acknowledged is notified, however long the hub takes to
+// start following the task's thread. The acknowledgement used to go out
+// while the follow was still starting, so such a change could be missed.
+func TestSubscribedBeforeAcknowledged(t *testing.T) {
+	w := newWorld(t, func(o *mcpserver.Options) {
+		o.Hub = streams.NewHub(slowStart{o.Log}, streams.HubOptions{Wait: 200 * time.Millisecond, Logger: o.Logger})
+	}, nil)
+	ctx := ctxOf(vigil.DefaultTenant)
+	for _, gen := range generations {
+		t.Run(gen, func(t *testing.T) {
+			c := w.httpClient(t, gen, clientConfig{})
+			got := listen(c)
+			task, err := w.mgr.Create(ctx, tasks.Spec{Title: "Watch", Kind: tasks.KindPeriodic, Trigger: tasks.Trigger{Cron: "0 9 * * *"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subscribe(t, c, got, gen == modern, mcpserver.TaskURI(task.ID))
+			if _, err := w.mgr.Confirm(ctx, task.ID); err != nil {
+				t.Fatal(err)
+			}
+			got.wait(t, mcp.MethodNotificationResourceUpdated, 5*time.Second, func(m mcp.JSONRPCNotification) bool {
+				return m.Params.AdditionalFields["uri"] == mcpserver.TaskURI(task.ID)
+			})
+		})
+	}
+}
+

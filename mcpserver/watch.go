@@ -46,6 +46,7 @@ type followKey struct{ tenant, task string }
 type follow struct {
 	refs   int
 	cancel context.CancelFunc
+	ready  chan struct{} // closed once the first subscription to the hub is made or failed
 }
 
 func newWatcher(s *Server) *watcher {
@@ -56,7 +57,7 @@ func (w *watcher) install(h *server.Hooks) {
 	h.AddOnRequestInitialization(w.check)
 	h.AddAfterSubscribe(func(ctx context.Context, _ any, req *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
 		if tg, err := w.resolve(ctx, req.Params.URI); err == nil {
-			w.add(server.ClientSessionFromContext(ctx), req.Params.URI, tg)
+			w.add(ctx, server.ClientSessionFromContext(ctx), req.Params.URI, tg)
 		}
 	})
 	h.AddAfterUnsubscribe(func(ctx context.Context, _ any, req *mcp.UnsubscribeRequest, _ *mcp.EmptyResult) {
@@ -74,7 +75,7 @@ func (w *watcher) install(h *server.Hooks) {
 		sess := server.ClientSessionFromContext(ctx)
 		var added []string
 		for _, uri := range req.Params.Notifications.ResourceSubscriptions {
-			if tg, err := w.resolve(ctx, uri); err == nil && w.add(sess, uri, tg) {
+			if tg, err := w.resolve(ctx, uri); err == nil && w.add(ctx, sess, uri, tg) {
 				added = append(added, uri)
 			}
 		}
@@ -91,22 +92,31 @@ func (w *watcher) install(h *server.Hooks) {
 }
 
 // add records sess's subscription to uri and reports whether it is new.
-func (w *watcher) add(sess server.ClientSession, uri string, tg target) bool {
+// It returns once the follow of the task's thread has its starting
+// position (or ctx ends): the hooks that call it run before mcp-go
+// acknowledges the subscription, so every change after the
+// acknowledgement is notified.
+func (w *watcher) add(ctx context.Context, sess server.ClientSession, uri string, tg target) bool {
 	if sess == nil {
 		return false
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	m := w.subs[sess]
 	if m == nil {
 		m = map[string]target{}
 		w.subs[sess] = m
 	}
 	if _, dup := m[uri]; dup {
+		w.mu.Unlock()
 		return false
 	}
 	m[uri] = tg
-	w.acquire(tg)
+	f := w.acquire(tg)
+	w.mu.Unlock()
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+	}
 	return true
 }
 
@@ -193,16 +203,19 @@ func (w *watcher) resolve(ctx context.Context, uri string) (target, error) {
 }
 
 // acquire starts following tg's thread, or counts one more subscriber of
-// it. w.mu is held.
-func (w *watcher) acquire(tg target) {
+// it, and returns the follow. w.mu is held; the caller waits for the
+// follow's ready without it.
+func (w *watcher) acquire(tg target) *follow {
 	k := followKey{tg.tenant, tg.task}
 	if f := w.follows[k]; f != nil {
 		f.refs++
-		return
+		return f
 	}
 	ctx, cancel := context.WithCancel(w.s.closing)
-	w.follows[k] = &follow{refs: 1, cancel: cancel}
-	go w.run(ctx, tg)
+	f := &follow{refs: 1, cancel: cancel, ready: make(chan struct{})}
+	w.follows[k] = f
+	go w.run(ctx, tg, f.ready)
+	return f
 }
 
 // release counts one subscriber less of tg's thread. w.mu is held.
@@ -229,10 +242,14 @@ func (w *watcher) close() {
 }
 
 // run follows tg's thread until ctx ends, resubscribing when the hub cuts
-// it off.
-func (w *watcher) run(ctx context.Context, tg target) {
+// it off. It closes ready after its first Subscribe, which returns once
+// the hub has fixed where the follow starts.
+func (w *watcher) run(ctx context.Context, tg target, ready chan struct{}) {
+	started := sync.OnceFunc(func() { close(ready) })
+	defer started() // when ctx ended before the first Subscribe
 	for ctx.Err() == nil {
 		sub, err := w.s.opts.Hub.Subscribe(ctx, tg.tenant, tg.thread)
+		started()
 		if err != nil {
 			if ctx.Err() == nil {
 				w.s.opts.Logger.Warn("mcpserver: follow task thread", "tenant", tg.tenant, "task", tg.task, "err", err)
