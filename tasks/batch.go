@@ -104,10 +104,9 @@ type firing struct {
 
 // fireGroup handles the due entries es as fire would handle each, with
 // one call per step for the whole group: TaskBatch, CreateRuns (with the
-// runs' task_status events when the store is a ThreadedRunsCreator), an
-// enqueue (one EnqueueBatch when the queue has it), then, when they were
-// not stored with the runs, the task_status events, then
-// AdvanceNextBatch. The steps keep fire's order where the crash repair
+// runs' task_status events when the store is a ThreadedRunsCreator), the
+// task_status events when they were not stored with the runs, an enqueue
+// (one EnqueueBatch when the queue has it), then AdvanceNextBatch. The steps keep fire's order where the crash repair
 // fire relies on it: an entry advances only after its run is stored and
 // enqueued. If TaskBatch fails, each entry is fired on its own.
 func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleEntry, now time.Time) TickReport {
@@ -136,21 +135,23 @@ func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleE
 		s.plan(&fs[i], now)
 	}
 	s.createRuns(ctx, bs, fs)
-	s.enqueueRuns(ctx, fs)
-	var fired []thread
+	// The new runs' task_status events (→ queued) go on their threads
+	// before the runs are enqueued, so that a worker's queued → running
+	// cannot come first; most were stored with the runs already.
+	var unannounced []thread
 	for i := range fs {
-		f := &fs[i]
-		if f.failed || !f.created {
-			continue
+		if f := &fs[i]; !f.failed && f.created && !f.announced {
+			unannounced = append(unannounced, thread{log: s.log, logger: s.logger, now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID})
 		}
-		f.rep.Fired, f.rep.MaxLag = 1, max(now.Sub(f.run.Due), 0)
-		s.obs.Fired(itemOf(*f.run).Priority, f.rep.MaxLag)
-		if f.announced {
-			continue
-		}
-		fired = append(fired, thread{log: s.log, logger: s.logger, now: s.now, tenant: f.t.Tenant, id: f.t.ThreadID, taskID: f.t.ID, runID: f.run.ID})
 	}
-	s.queuedEvents(ctx, fired)
+	s.queuedEvents(ctx, unannounced)
+	s.enqueueRuns(ctx, fs)
+	for i := range fs {
+		if f := &fs[i]; !f.failed && f.created {
+			f.rep.Fired, f.rep.MaxLag = 1, max(now.Sub(f.run.Due), 0)
+			s.obs.Fired(itemOf(*f.run).Priority, f.rep.MaxLag)
+		}
+	}
 	var moves []NextMove
 	var movers []*firing
 	for i := range fs {
@@ -212,7 +213,7 @@ func (s *Scheduler) createRunsThreaded(ctx context.Context, bs BatchStore, runs 
 // queuedEvents appends the task_status event (→ queued) of each new run
 // to its thread, as fire does for one: in one AppendBatch when the Log
 // has it, else one Append each, concurrently. A failure is logged, not
-// returned: the run is stored and enqueued already.
+// returned: the run is stored already, and is enqueued all the same.
 func (s *Scheduler) queuedEvents(ctx context.Context, ths []thread) {
 	ba, ok := s.log.(BatchAppender)
 	if !ok || len(ths) < 2 {

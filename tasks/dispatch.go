@@ -68,12 +68,15 @@ func scheduledRunID(tenant, taskID string, slot time.Time) string {
 // crashed before enqueueing), it enqueues that run when it is still
 // queued. It reports whether r was created by this call. A run of the same
 // task and slot with another id is vigil.Conflict, as CreateRun says.
+// announce, when set, is called once r is created and before it is
+// enqueued, as in createRunAnnounced: the run's task_status event is on
+// its thread before a worker can start the run and append its own.
 //
 // If the enqueue fails, r stays stored and queued without a queue item:
 // the scheduler's next tick repairs a slot it fired (its entry did not
 // advance), and the Scheduler's sweep repairs every run, chained ones
 // included, once it has waited SweepAfter.
-func createQueued(ctx context.Context, st Store, q Queue, r Run) (created bool, err error) {
+func createQueued(ctx context.Context, st Store, q Queue, r Run, announce func()) (created bool, err error) {
 	err = st.CreateRun(ctx, r)
 	if vigil.ErrorCode(err) == vigil.Conflict {
 		cur, gerr := st.Run(ctx, r.Tenant, r.ID)
@@ -89,6 +92,9 @@ func createQueued(ctx context.Context, st Store, q Queue, r Run) (created bool, 
 	}
 	if err != nil {
 		return false, err
+	}
+	if announce != nil {
+		announce()
 	}
 	if err := q.Enqueue(ctx, itemOf(r), 0); err != nil {
 		return true, fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)

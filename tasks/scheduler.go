@@ -459,7 +459,8 @@ func (s *Scheduler) fire(ctx context.Context, e ScheduleEntry, now time.Time) Ti
 			ID: scheduledRunID(t.Tenant, t.ID, last), Tenant: t.Tenant, TaskID: t.ID, TaskVersion: t.Version, Spec: t.Spec,
 			Slot: last, Due: due, Cause: CauseSchedule, Status: RunQueued, CreatedAt: now, UpdatedAt: now,
 		}
-		created, err := createQueued(ctx, s.store, s.queue, r)
+		th := thread{log: s.log, logger: s.logger, now: s.now, tenant: t.Tenant, id: t.ThreadID, taskID: t.ID, runID: r.ID}
+		created, err := createQueued(ctx, s.store, s.queue, r, func() { th.status(ctx, "", RunQueued) })
 		switch {
 		case vigil.ErrorCode(err) == vigil.Conflict:
 			rep.Duplicates = 1 // another run holds the slot (a manual run in the same millisecond)
@@ -468,8 +469,6 @@ func (s *Scheduler) fire(ctx context.Context, e ScheduleEntry, now time.Time) Ti
 		case created:
 			rep.Fired, rep.MaxLag = 1, max(now.Sub(due), 0)
 			s.obs.Fired(itemOf(r).Priority, rep.MaxLag)
-			thread{log: s.log, logger: s.logger, now: s.now, tenant: t.Tenant, id: t.ThreadID, taskID: t.ID, runID: r.ID}.
-				status(ctx, "", RunQueued)
 		default:
 			rep.Duplicates = 1
 		}

@@ -1110,13 +1110,10 @@ func (w *Worker) chain(ctx context.Context, final Run) {
 			ID: scheduledRunID(t.Tenant, t.ID, final.Slot), Tenant: t.Tenant, TaskID: t.ID, TaskVersion: t.Version, Spec: t.Spec,
 			Slot: final.Slot, Due: now, Cause: CauseChain, Parent: final.ID, Status: RunQueued, CreatedAt: now, UpdatedAt: now,
 		}
-		created, err := createQueued(ctx, w.store, w.queue, r)
-		switch {
-		case err != nil && vigil.ErrorCode(err) != vigil.Conflict:
+		th := thread{log: w.log, logger: w.logger, now: w.now, tenant: t.Tenant, id: t.ThreadID, taskID: t.ID, runID: r.ID}
+		_, err = createQueued(ctx, w.store, w.queue, r, func() { th.status(ctx, "", RunQueued) })
+		if err != nil && vigil.ErrorCode(err) != vigil.Conflict {
 			w.logger.ErrorContext(ctx, "tasks: chained run not created", "run", final.ID, "task", id, "err", err)
-		case created:
-			thread{log: w.log, logger: w.logger, now: w.now, tenant: t.Tenant, id: t.ThreadID, taskID: t.ID, runID: r.ID}.
-				status(ctx, "", RunQueued)
 		}
 	}
 }

@@ -839,12 +839,24 @@ func TestCheckpointFlushedWhileQuiet(t *testing.T) {
 type announcedQueue struct {
 	tasks.Queue
 	statuses func(runID string) []string
+	mu       sync.Mutex
 	at       map[string][]string
 }
 
 func (q *announcedQueue) Enqueue(ctx context.Context, it tasks.QueueItem, delay time.Duration) error {
-	q.at[it.RunID] = q.statuses(it.RunID)
+	st := q.statuses(it.RunID)
+	q.mu.Lock()
+	q.at[it.RunID] = st
+	q.mu.Unlock()
 	return q.Queue.Enqueue(ctx, it, delay)
+}
+
+// statusesAt returns the run's task_status changes on the thread when it
+// was enqueued.
+func (q *announcedQueue) statusesAt(runID string) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.at[runID]
 }
 
 // TestRunAnnouncedBeforeEnqueued: a run the Manager creates (run now,
@@ -862,7 +874,60 @@ func TestRunAnnouncedBeforeEnqueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := q.at[run.ID]; !slices.Equal(got, []string{">queued"}) {
+	if got := q.statusesAt(run.ID); !slices.Equal(got, []string{">queued"}) {
 		t.Errorf("task_status changes on the thread when the run was enqueued: %q; want [>queued]", got)
 	}
+}
+
+// plainStore is a Store with none of the optional interfaces, so that the
+// scheduler fires each entry on its own (fire) rather than in groups.
+type plainStore struct{ tasks.Store }
+
+// TestScheduledRunAnnouncedBeforeEnqueued: a run the scheduler fires has
+// its task_status event (→ queued) on the thread before it reaches the
+// queue, fired in a group (bolt is a BatchStore but stores the events in
+// a step of their own) or on its own; and so has a chained run, which the
+// worker that ran the run before it starts.
+func TestScheduledRunAnnouncedBeforeEnqueued(t *testing.T) {
+	for _, grouped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("grouped=%v", grouped), func(t *testing.T) {
+			r := newRig(t)
+			task := r.active(t, minutely(r)) // next slot 07:01
+			q := &announcedQueue{Queue: r.q, at: map[string][]string{}}
+			q.statuses = func(runID string) []string { return r.runStatuses(t, task, runID) }
+			var st tasks.Store = r.db
+			if !grouped {
+				st = plainStore{r.db}
+			}
+			sched := tasks.NewScheduler(tasks.SchedulerOptions{Store: st, Queue: q, Log: r.db, Now: r.clock.Now})
+			r.clock.Set(t0.Add(time.Minute))
+			rep, err := sched.Tick(r.ctx)
+			if err != nil || rep.Fired != 1 {
+				t.Fatalf("Tick: %+v, %v; want 1 fired", rep, err)
+			}
+			runs := r.runs(t, task.ID)
+			if len(runs) != 1 {
+				t.Fatalf("%d runs; want 1", len(runs))
+			}
+			if got := q.statusesAt(runs[0].ID); !slices.Equal(got, []string{">queued"}) {
+				t.Errorf("task_status changes on the thread when the run was enqueued: %q; want [>queued]", got)
+			}
+		})
+	}
+	t.Run("chained", func(t *testing.T) {
+		r := newRig(t)
+		q := &announcedQueue{Queue: r.q, at: map[string][]string{}}
+		b := r.active(t, tasks.Spec{Title: "b", Kind: tasks.KindLongRunning, Steps: []tasks.Step{{Tool: "step", Args: map[string]any{"name": "b"}}}})
+		a := r.active(t, tasks.Spec{Title: "a", Kind: tasks.KindLongRunning, Then: []string{b.ID},
+			Steps: []tasks.Step{{Tool: "step", Args: map[string]any{"name": "a"}}}})
+		q.statuses = func(runID string) []string { return r.runStatuses(t, b, runID) }
+		r.worker(t, func(o *tasks.WorkerOptions) { o.Queue = q })
+		if _, err := r.m.RunNow(r.ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		runB := r.waitRuns(t, b.ID, 1, tasks.RunSucceeded)[0]
+		if got := q.statusesAt(runB.ID); !slices.Equal(got, []string{">queued"}) {
+			t.Errorf("task_status changes on b's thread when its chained run was enqueued: %q; want [>queued]", got)
+		}
+	})
 }
