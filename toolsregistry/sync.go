@@ -555,6 +555,9 @@ func (st pluginState) info() MountInfo {
 	switch {
 	case st.mount != nil:
 		mi.State, mi.Status, mi.Tools = MountMounted, st.mount.Status(), st.mount.Tools()
+	case st.mounting:
+		// A retry after a failure is under way: its outcome, not the
+		// failure before it, is what comes next.
 	case st.err != nil:
 		mi.State, mi.Error = MountFailed, st.err.Error()
 	}
