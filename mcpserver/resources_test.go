@@ -203,4 +203,3 @@ func TestSubscribedBeforeAcknowledged(t *testing.T) {
 		})
 	}
 }
-
