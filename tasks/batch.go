@@ -106,9 +106,10 @@ type firing struct {
 // one call per step for the whole group: TaskBatch, CreateRuns (with the
 // runs' task_status events when the store is a ThreadedRunsCreator), the
 // task_status events when they were not stored with the runs, an enqueue
-// (one EnqueueBatch when the queue has it), then AdvanceNextBatch. The steps keep fire's order where the crash repair
-// fire relies on it: an entry advances only after its run is stored and
-// enqueued. If TaskBatch fails, each entry is fired on its own.
+// (one EnqueueBatch when the queue has it), then AdvanceNextBatch. The
+// steps keep fire's order where the crash repair fire relies on it: an
+// entry advances only after its run is stored and enqueued. If TaskBatch
+// fails, each entry is fired on its own.
 func (s *Scheduler) fireGroup(ctx context.Context, bs BatchStore, es []ScheduleEntry, now time.Time) TickReport {
 	fs := make([]firing, len(es))
 	refs := make([]TaskRef, len(es))

@@ -30,27 +30,29 @@ type DispatchStore struct {
 // CreateRun implements Store: it stores r, then enqueues it if its status
 // is queued.
 func (s *DispatchStore) CreateRun(ctx context.Context, r Run) error {
-	return s.createRunAnnounced(ctx, r, nil)
+	_, err := s.createRunAnnounced(ctx, r, nil)
+	return err
 }
 
 // createRunAnnounced is CreateRun with announce, when set, called once r
 // is stored and before it is enqueued: what announce appends to the task's
 // thread (the run's task_status event) is there before a worker can start
-// the run and append its own.
-func (s *DispatchStore) createRunAnnounced(ctx context.Context, r Run, announce func()) error {
+// the run and append its own. created says whether r was stored, which it
+// is even when the enqueue fails.
+func (s *DispatchStore) createRunAnnounced(ctx context.Context, r Run, announce func()) (created bool, err error) {
 	if err := s.Store.CreateRun(ctx, r); err != nil {
-		return err
+		return false, err
 	}
 	if announce != nil {
 		announce()
 	}
 	if r.Status != RunQueued {
-		return nil
+		return true, nil
 	}
 	if err := s.Queue.Enqueue(ctx, itemOf(r), 0); err != nil {
-		return fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
+		return true, fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
 	}
-	return nil
+	return true, nil
 }
 
 // scheduledRunID returns the id of task taskID's run for slot: "run_" and
@@ -63,43 +65,32 @@ func scheduledRunID(tenant, taskID string, slot time.Time) string {
 	return "run_" + hex.EncodeToString(h[:10])
 }
 
-// createQueued creates r (status queued) and enqueues it. If a run with
-// r's id exists already (an earlier attempt of the same dispatch that
-// crashed before enqueueing), it enqueues that run when it is still
-// queued. It reports whether r was created by this call. A run of the same
-// task and slot with another id is vigil.Conflict, as CreateRun says.
-// announce, when set, is called once r is created and before it is
-// enqueued, as in createRunAnnounced: the run's task_status event is on
-// its thread before a worker can start the run and append its own.
+// createQueued creates r (status queued) with announce and enqueues it,
+// as createRunAnnounced does. If a run with r's id exists already (an
+// earlier attempt of the same dispatch that crashed before enqueueing),
+// it enqueues that run when it is still queued. It reports whether r was
+// created by this call. A run of the same task and slot with another id
+// is vigil.Conflict, as CreateRun says.
 //
 // If the enqueue fails, r stays stored and queued without a queue item:
 // the scheduler's next tick repairs a slot it fired (its entry did not
 // advance), and the Scheduler's sweep repairs every run, chained ones
 // included, once it has waited SweepAfter.
 func createQueued(ctx context.Context, st Store, q Queue, r Run, announce func()) (created bool, err error) {
-	err = st.CreateRun(ctx, r)
-	if vigil.ErrorCode(err) == vigil.Conflict {
-		cur, gerr := st.Run(ctx, r.Tenant, r.ID)
-		if gerr != nil {
-			return false, err // another run holds the slot
+	created, err = (&DispatchStore{Store: st, Queue: q}).createRunAnnounced(ctx, r, announce)
+	if created || vigil.ErrorCode(err) != vigil.Conflict {
+		return created, err
+	}
+	cur, gerr := st.Run(ctx, r.Tenant, r.ID)
+	if gerr != nil {
+		return false, err // another run holds the slot
+	}
+	if cur.Status == RunQueued {
+		if err := q.Enqueue(ctx, itemOf(cur), 0); err != nil {
+			return false, fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
 		}
-		if cur.Status == RunQueued {
-			if err := q.Enqueue(ctx, itemOf(cur), 0); err != nil {
-				return false, fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
-			}
-		}
-		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	if announce != nil {
-		announce()
-	}
-	if err := q.Enqueue(ctx, itemOf(r), 0); err != nil {
-		return true, fmt.Errorf("tasks: enqueue run %s: %w", r.ID, err)
-	}
-	return true, nil
+	return false, nil
 }
 
 // thread appends events about task taskID (and its run runID) to a

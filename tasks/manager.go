@@ -714,7 +714,8 @@ func (m *Manager) ListRuns(ctx context.Context, f RunFilter) (RunPage, error) {
 func (m *Manager) createRun(ctx context.Context, t Task, r Run) error {
 	announce := func() { m.event(ctx, t, r.ID, "", string(RunQueued)) }
 	if d, ok := m.store.(*DispatchStore); ok {
-		return d.createRunAnnounced(ctx, r, announce)
+		_, err := d.createRunAnnounced(ctx, r, announce)
+		return err
 	}
 	if err := m.store.CreateRun(ctx, r); err != nil {
 		return err
