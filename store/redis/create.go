@@ -154,9 +154,10 @@ return {1}
 // wrong type, say) the script's, the caller would read a run that is
 // written as not written. tryAppend catches the failure, whether append
 // returns it or a command raises it, and returns its message, or nil when
-// the events were appended or the thread does not exist. The threaded scripts reply {1, message}: the
-// run is written, and the Go side logs the events' loss (warnEventsLost)
-// and answers success. The events may then be appended in part.
+// the events were appended or the thread does not exist. The threaded
+// scripts reply {1, message}: the run is written, and the Go side logs the
+// events' loss (warnEventsLost) and answers success. The events may then
+// be appended in part.
 const tryAppendLua = appendLua + `
 local function tryAppend(meta, stream, clock, maxlen, slack, first)
   local ok, res = pcall(append, meta, stream, clock, maxlen, slack, first)
