@@ -3,8 +3,10 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,13 +178,38 @@ func (l slowStart) Read(ctx context.Context, tenant, thread string, after stream
 	return l.Log.Read(ctx, tenant, thread, after, limit)
 }
 
+// failedStart is a log whose first Read of each thread, the one a hub
+// follower makes to fix where it starts, fails.
+type failedStart struct {
+	streams.Log
+	failed *sync.Map // thread → struct{}
+}
+
+func (l failedStart) Read(ctx context.Context, tenant, thread string, after streams.ID, limit int) (streams.Page, error) {
+	if _, again := l.failed.LoadOrStore(thread, struct{}{}); !again {
+		return streams.Page{}, errors.New("the store is not reachable")
+	}
+	return l.Log.Read(ctx, tenant, thread, after, limit)
+}
+
 // TestSubscribedBeforeAcknowledged: a change made as soon as a
 // subscription is acknowledged is notified, however long the hub takes to
-// start following the task's thread. The acknowledgement used to go out
-// while the follow was still starting, so such a change could be missed.
+// start following the task's thread, and when its first start fails. The
+// acknowledgement used to go out while the follow was still starting (or
+// waiting to retry), so such a change could be missed.
 func TestSubscribedBeforeAcknowledged(t *testing.T) {
+	for _, start := range []string{"slow", "failed"} {
+		t.Run(start, func(t *testing.T) { testSubscribedBeforeAcknowledged(t, start) })
+	}
+}
+
+func testSubscribedBeforeAcknowledged(t *testing.T, start string) {
 	w := newWorld(t, func(o *mcpserver.Options) {
-		o.Hub = streams.NewHub(slowStart{o.Log}, streams.HubOptions{Wait: 200 * time.Millisecond, Logger: o.Logger})
+		var log streams.Log = slowStart{o.Log}
+		if start == "failed" {
+			log = failedStart{Log: o.Log, failed: new(sync.Map)}
+		}
+		o.Hub = streams.NewHub(log, streams.HubOptions{Wait: 200 * time.Millisecond, Logger: o.Logger})
 	}, nil)
 	ctx := ctxOf(vigil.DefaultTenant)
 	for _, gen := range generations {

@@ -46,7 +46,7 @@ type followKey struct{ tenant, task string }
 type follow struct {
 	refs   int
 	cancel context.CancelFunc
-	ready  chan struct{} // closed once the first subscription to the hub is made or failed
+	ready  chan struct{} // closed once the follow has a subscription to the hub, or has ended
 }
 
 func newWatcher(s *Server) *watcher {
@@ -57,7 +57,8 @@ func (w *watcher) install(h *server.Hooks) {
 	h.AddOnRequestInitialization(w.check)
 	h.AddAfterSubscribe(func(ctx context.Context, _ any, req *mcp.SubscribeRequest, _ *mcp.EmptyResult) {
 		if tg, err := w.resolve(ctx, req.Params.URI); err == nil {
-			w.add(ctx, server.ClientSessionFromContext(ctx), req.Params.URI, tg)
+			f, _ := w.add(server.ClientSessionFromContext(ctx), req.Params.URI, tg)
+			awaitFollows(ctx, f)
 		}
 	})
 	h.AddAfterUnsubscribe(func(ctx context.Context, _ any, req *mcp.UnsubscribeRequest, _ *mcp.EmptyResult) {
@@ -74,50 +75,66 @@ func (w *watcher) install(h *server.Hooks) {
 	h.AddBeforeSubscriptionsListen(func(ctx context.Context, _ any, req *mcp.SubscriptionsListenRequest) {
 		sess := server.ClientSessionFromContext(ctx)
 		var added []string
+		var fs []*follow
 		for _, uri := range req.Params.Notifications.ResourceSubscriptions {
-			if tg, err := w.resolve(ctx, uri); err == nil && w.add(ctx, sess, uri, tg) {
+			tg, err := w.resolve(ctx, uri)
+			if err != nil {
+				continue
+			}
+			f, isNew := w.add(sess, uri, tg)
+			fs = append(fs, f)
+			if isNew {
 				added = append(added, uri)
 			}
 		}
-		if len(added) == 0 {
-			return
+		if len(added) > 0 {
+			// The subscriptions last as long as the listen request.
+			context.AfterFunc(ctx, func() {
+				for _, uri := range added {
+					w.remove(sess, uri)
+				}
+			})
 		}
-		// The subscriptions last as long as the listen request.
-		context.AfterFunc(ctx, func() {
-			for _, uri := range added {
-				w.remove(sess, uri)
-			}
-		})
+		awaitFollows(ctx, fs...)
 	})
 }
 
 // add records sess's subscription to uri and reports whether it is new.
-// It returns once the follow of the task's thread has its starting
-// position (or ctx ends): the hooks that call it run before mcp-go
-// acknowledges the subscription, so every change after the
-// acknowledgement is notified.
-func (w *watcher) add(ctx context.Context, sess server.ClientSession, uri string, tg target) bool {
+// It returns the follow of the task's thread, new or not, for the hook to
+// wait for (awaitFollows) before mcp-go acknowledges the subscription.
+func (w *watcher) add(sess server.ClientSession, uri string, tg target) (f *follow, isNew bool) {
 	if sess == nil {
-		return false
+		return nil, false
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	m := w.subs[sess]
 	if m == nil {
 		m = map[string]target{}
 		w.subs[sess] = m
 	}
 	if _, dup := m[uri]; dup {
-		w.mu.Unlock()
-		return false
+		return w.follows[followKey{tg.tenant, tg.task}], false
 	}
 	m[uri] = tg
-	f := w.acquire(tg)
-	w.mu.Unlock()
-	select {
-	case <-f.ready:
-	case <-ctx.Done():
+	return w.acquire(tg), true
+}
+
+// awaitFollows returns once each follow of fs (nil ones aside) follows its
+// thread from a fixed position, or ctx ends. The subscribe hooks call it
+// before mcp-go acknowledges, so that every change after the
+// acknowledgement is notified.
+func awaitFollows(ctx context.Context, fs ...*follow) {
+	for _, f := range fs {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.ready:
+		case <-ctx.Done():
+			return
+		}
 	}
-	return true
 }
 
 // remove ends sess's subscription to uri, if it has one.
@@ -242,14 +259,13 @@ func (w *watcher) close() {
 }
 
 // run follows tg's thread until ctx ends, resubscribing when the hub cuts
-// it off. It closes ready after its first Subscribe, which returns once
-// the hub has fixed where the follow starts.
+// it off or a Subscribe fails. It closes ready after its first successful
+// Subscribe, which returns once the hub has fixed where the follow starts.
 func (w *watcher) run(ctx context.Context, tg target, ready chan struct{}) {
 	started := sync.OnceFunc(func() { close(ready) })
-	defer started() // when ctx ended before the first Subscribe
+	defer started() // when ctx ends first: no subscriber is left to wait
 	for ctx.Err() == nil {
 		sub, err := w.s.opts.Hub.Subscribe(ctx, tg.tenant, tg.thread)
-		started()
 		if err != nil {
 			if ctx.Err() == nil {
 				w.s.opts.Logger.Warn("mcpserver: follow task thread", "tenant", tg.tenant, "task", tg.task, "err", err)
@@ -260,6 +276,7 @@ func (w *watcher) run(ctx context.Context, tg target, ready chan struct{}) {
 			}
 			continue
 		}
+		started()
 		w.deliver(ctx, tg, sub)
 		sub.Close()
 	}
