@@ -522,7 +522,8 @@ type MountInfo struct {
 	Status MountStatus
 	// Tools are the names of the mounted tools, sorted.
 	Tools []string
-	// Error says why the server is not mounted, when it failed.
+	// Error says why the server is not mounted, when it failed, and why
+	// the last attempt failed while a retry is mounting it.
 	Error string
 }
 
@@ -555,9 +556,10 @@ func (st pluginState) info() MountInfo {
 	switch {
 	case st.mount != nil:
 		mi.State, mi.Status, mi.Tools = MountMounted, st.mount.Status(), st.mount.Tools()
-	case st.mounting:
-		// A retry after a failure is under way: its outcome, not the
-		// failure before it, is what comes next.
+	case st.err != nil && st.mounting:
+		// A retry after a failure is under way: the failure stays
+		// readable until the retry ends.
+		mi.Error = st.err.Error()
 	case st.err != nil:
 		mi.State, mi.Error = MountFailed, st.err.Error()
 	}
