@@ -1111,9 +1111,13 @@ func (w *Worker) chain(ctx context.Context, final Run) {
 			Slot: final.Slot, Due: now, Cause: CauseChain, Parent: final.ID, Status: RunQueued, CreatedAt: now, UpdatedAt: now,
 		}
 		th := thread{log: w.log, logger: w.logger, now: w.now, tenant: t.Tenant, id: t.ThreadID, taskID: t.ID, runID: r.ID}
-		_, err = createQueued(ctx, w.store, w.queue, r, func() { th.status(ctx, "", RunQueued) })
+		created, err := createQueued(ctx, w.store, w.queue, r, func() { th.status(ctx, "", RunQueued) })
 		if err != nil && vigil.ErrorCode(err) != vigil.Conflict {
-			w.logger.ErrorContext(ctx, "tasks: chained run not created", "run", final.ID, "task", id, "err", err)
+			msg := "tasks: chained run not created"
+			if created {
+				msg = "tasks: chained run created but not enqueued; the sweep enqueues it"
+			}
+			w.logger.ErrorContext(ctx, msg, "run", final.ID, "task", id, "err", err)
 		}
 	}
 }
