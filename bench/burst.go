@@ -61,6 +61,11 @@ type BurstOptions struct {
 	// used so far (Redis: INFO cpu), read when the runs start and when
 	// they have finished, so that the report says how busy it was.
 	ServerCPU func(context.Context) (time.Duration, error)
+	// OnRun, when set, is called as the scheduler and the workers start,
+	// and the function it returns once every run has finished (or the
+	// wait timed out), before the runs are checked: `vigil bench burst
+	// --cpuprofile` profiles the run phase alone with it.
+	OnRun func() (stop func())
 }
 
 func (o BurstOptions) withDefaults() BurstOptions {
@@ -401,6 +406,10 @@ func Burst(ctx context.Context, st BurstBackend, q tasks.Queue, opts BurstOption
 
 	fmt.Fprintf(o.Progress, "run: due in %s; scheduler and %d workers started\n", o.Lead, o.Workers)
 	cpu := o.cpuMeter(ctx)
+	stopHook := func() {}
+	if o.OnRun != nil {
+		stopHook = o.OnRun()
+	}
 	schedCtx, stopSched := context.WithCancel(ctx)
 	schedDone := make(chan struct{})
 	go func() {
@@ -436,11 +445,13 @@ wait:
 			r.TimedOut = true
 			break wait
 		case <-ctx.Done():
+			stopHook()
 			_ = stopAll()
 			return r, ctx.Err()
 		}
 	}
 	cpu.read(ctx, &r)
+	stopHook()
 	// Let the scheduler advance the entries of the runs it fired last (a
 	// run can finish before its entry moves on), so that stopping it
 	// interrupts nothing; then count the entries still due.

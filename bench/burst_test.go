@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +28,28 @@ func TestBurstSmall(t *testing.T) {
 	q := bolt.NewQueue(db, bolt.QueueOptions{})
 	const n = 200
 	var progress, logs bytes.Buffer
+	// The run phase's hook (a CPU profile's start and stop) brackets the
+	// runs: it starts with the workers, stops before the check. Burst
+	// calls it on the goroutine that writes the progress.
+	var phases []string
+	phase := func() string {
+		lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+		return strings.Fields(lines[len(lines)-1])[0]
+	}
 	r, err := bench.Burst(context.Background(), db, q, bench.BurstOptions{
 		Tasks: n, Tenants: 3, Workers: 8, Creators: 16, Lead: 500 * time.Millisecond,
 		SchedulerTick: 50 * time.Millisecond, Timeout: time.Minute, Progress: &progress,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnRun: func() func() {
+			phases = append(phases, "start after "+phase())
+			return func() { phases = append(phases, "stop after "+phase()) }
+		},
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if want := []string{"start after run:", "stop after run:"}; !slices.Equal(phases, want) {
+		t.Errorf("OnRun: %q, want %q\n%s", phases, want, progress.String())
 	}
 	if r.Runs != n || r.Keys != n || r.Missing != 0 || r.Duplicates != 0 || r.WrongSlot != 0 {
 		t.Errorf("not exactly once: %d runs, %d keys, %d missing, %d duplicates, %d other slot", r.Runs, r.Keys, r.Missing, r.Duplicates, r.WrongSlot)

@@ -42,7 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.PrintDefaults()
 	}
 	redisURL := fs.String("redis", "", "measure the Redis store at `URL` (default: a bolt file in a temporary directory)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file`: of the run phase alone for burst, of the whole run otherwise")
 
 	var so bench.StreamsOptions
 	var mo bench.MCPOptions
@@ -143,10 +143,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		if workload == "burst" {
+			// Only the run phase: creating the tasks and checking the
+			// runs would drown it.
+			bo.OnRun = func() func() {
+				if err := pprof.StartCPUProfile(f); err != nil {
+					fmt.Fprintf(stderr, "burst: cpu profile: %v\n", err)
+					return func() {}
+				}
+				return pprof.StopCPUProfile
+			}
+		} else {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
-		defer pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(stdout, "store: %s", c.Driver)
 	if c.Driver == config.DriverRedis {
