@@ -100,7 +100,7 @@ func timedOut(te *toolsregistry.Error) bool {
 // n <= len(Backoff); else, or for a permanent error, the run fails.
 type RetryPolicy struct {
 	// Transient is how many times a transient error is retried at once;
-	// default 3.
+	// default 3. A negative value means none.
 	Transient int
 	// Backoff are the waits before the retries of temporary errors;
 	// default 10s, 20s, 40s.

@@ -84,6 +84,19 @@ func TestTransientRetriesAtOnce(t *testing.T) {
 	}
 }
 
+// TestTransientRetriesNone: a negative RetryPolicy.Transient means no
+// immediate retry: a transient error fails the run at its first attempt.
+func TestTransientRetriesNone(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Retry = tasks.RetryPolicy{Transient: -1} })
+	calls := r.failing(t, "broken", -1, errors.New("connection reset by peer"))
+	_, run := r.runOf(t, "broken")
+	got := r.waitRun(t, run.ID, tasks.RunFailed)
+	if got.Attempt != 1 || calls.Load() != 1 || got.ErrorClass != tasks.ErrorTransient {
+		t.Errorf("attempt %d, %d calls, class %q; want 1 attempt, transient", got.Attempt, calls.Load(), got.ErrorClass)
+	}
+}
+
 // TestTemporaryBacksOff: a temporary error (rate limited) puts the run in
 // retrying with a backoff of 10s, 20s, 40s plus jitter, in the queue as a
 // delayed item; after three retries the run fails.

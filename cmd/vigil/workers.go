@@ -118,13 +118,9 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 		if err != nil {
 			return nil, nil, err
 		}
-		backoff, err := c.Retry.Backoffs()
+		retry, err := retryPolicy(c.Retry)
 		if err != nil {
-			return nil, nil, fmt.Errorf("retry.backoff: %w", err)
-		}
-		jitter := float64(c.Retry.JitterPercent) / 100
-		if jitter == 0 {
-			jitter = -1 // RetryPolicy: negative is none, zero the default
+			return nil, nil, err
 		}
 		runExec, err := newExecutor(p.registry, backend, p.model, p.mem, logger)
 		if err != nil {
@@ -136,13 +132,32 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 			Concurrency: c.Workers.Concurrency, TenantConcurrency: c.Workers.TenantConcurrency,
 			Rate:     float64(c.Workers.Rate),
 			Lease:    c.Workers.Lease,
-			Retry:    tasks.RetryPolicy{Transient: c.Retry.Transient, Backoff: backoff, Jitter: jitter},
+			Retry:    retry,
 			Observer: rt.metrics,
 			// quotas.max_run_duration: an attempt past it fails for good.
 			MaxRunDuration: func(tenant string) time.Duration { return limits.For(tenant).MaxRunDuration },
 		})
 	}
 	return rt, &tasks.DispatchStore{Store: backend, Queue: exec.Queue}, nil
+}
+
+// retryPolicy is the worker's RetryPolicy for the retry section. Zero
+// means none there and the default in a RetryPolicy, so a zero transient
+// count or jitter becomes RetryPolicy's "none", a negative value; an empty
+// backoff list stays empty: no temporary retries.
+func retryPolicy(c config.Retry) (tasks.RetryPolicy, error) {
+	backoff, err := c.Backoffs()
+	if err != nil {
+		return tasks.RetryPolicy{}, fmt.Errorf("retry.backoff: %w", err)
+	}
+	p := tasks.RetryPolicy{Transient: c.Transient, Backoff: backoff, Jitter: float64(c.JitterPercent) / 100}
+	if p.Transient == 0 {
+		p.Transient = -1
+	}
+	if p.Jitter == 0 {
+		p.Jitter = -1
+	}
+	return p, nil
 }
 
 // newExecutor returns the run executor: the task agent, which runs a task's

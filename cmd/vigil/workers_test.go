@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/tasks"
 )
 
@@ -53,4 +56,27 @@ func TestServeRunsTasks(t *testing.T) {
 	}
 	m = startMain(t, c)
 	waitRun("http://" + m.Addr())
+}
+
+// TestRetryPolicy checks how the retry section becomes the workers'
+// RetryPolicy: a zero there means none, where a zero RetryPolicy field
+// would mean the default.
+func TestRetryPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		in   config.Retry
+		want tasks.RetryPolicy
+	}{
+		{config.Default().Retry, tasks.RetryPolicy{Transient: 3, Backoff: tasks.DefaultBackoff, Jitter: 0.2}},
+		{config.Retry{Transient: 0, Backoff: []string{"1s"}, JitterPercent: 0}, tasks.RetryPolicy{Transient: -1, Backoff: []time.Duration{time.Second}, Jitter: -1}},
+		{config.Retry{Transient: 5, Backoff: []string{}, JitterPercent: 50}, tasks.RetryPolicy{Transient: 5, Backoff: []time.Duration{}, Jitter: 0.5}},
+	} {
+		got, err := retryPolicy(tc.in)
+		if err != nil || got.Transient != tc.want.Transient || got.Jitter != tc.want.Jitter ||
+			!slices.Equal(got.Backoff, tc.want.Backoff) || (got.Backoff == nil) != (tc.want.Backoff == nil) {
+			t.Errorf("retryPolicy(%+v) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := retryPolicy(config.Retry{Backoff: []string{"soon"}}); err == nil || !strings.Contains(err.Error(), "retry.backoff") {
+		t.Errorf("a bad backoff: %v", err)
+	}
 }
