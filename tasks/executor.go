@@ -277,44 +277,76 @@ type monitorResult struct {
 	Holds bool            `json:"holds"`
 }
 
+// MonitorReading is the Step of the checkpoint a monitor run records when
+// its condition holds, before its first step: the reading it acted on
+// (monitorReading). A run resumed after it goes on with its steps on that
+// reading, since the steps that ran were for it; reading the source again
+// could find the condition no longer holds, and leave the steps half done
+// and nobody told.
+const MonitorReading = -1
+
+// monitorReading is the state of a MonitorReading checkpoint: the source's
+// value and the previous one, when the condition held on them.
+type monitorReading struct {
+	Value json.RawMessage `json:"value"`
+	Prev  json.RawMessage `json:"prev,omitempty"`
+}
+
 func (e *StepExecutor) monitor(ctx context.Context, r Run, rep Reporter, held []string) (Outcome, error) {
 	m := *r.Spec.Monitor
-	raw, err := e.call(ctx, r, rep, held, fmt.Sprintf("%s.src.a%d", r.ID, r.Attempt), m.Source)
-	if err != nil {
-		return Outcome{}, err
-	}
-	var value any
-	if err := json.Unmarshal(raw, &value); err != nil {
-		return Outcome{}, Permanent(fmt.Errorf("monitor source %s returned invalid JSON: %w", m.Source.Tool, err))
-	}
-	prevRaw, prev, err := e.previous(ctx, r)
-	if err != nil {
-		return Outcome{}, err
-	}
-	holds := false
-	var warning string
-	switch {
-	case strings.TrimSpace(m.Condition) == "":
-		warning = "this monitor is judged in words (" + m.Judge + "), which needs an LLM; none is configured, so it does not fire"
-	default:
-		var herr error
-		if holds, herr = m.Holds(value, prev); herr != nil {
-			warning = fmt.Sprintf("the condition could not be evaluated on this value, so it does not fire: %v", herr)
+	reading, resumed := lastReading(r)
+	if !resumed {
+		raw, err := e.call(ctx, r, rep, held, fmt.Sprintf("%s.src.a%d", r.ID, r.Attempt), m.Source)
+		if err != nil {
+			return Outcome{}, err
+		}
+		var value any
+		if err := json.Unmarshal(raw, &value); err != nil {
+			return Outcome{}, Permanent(fmt.Errorf("monitor source %s returned invalid JSON: %w", m.Source.Tool, err))
+		}
+		prevRaw, prev, err := e.previous(ctx, r)
+		if err != nil {
+			return Outcome{}, err
+		}
+		holds := false
+		var warning string
+		switch {
+		case strings.TrimSpace(m.Condition) == "":
+			warning = "this monitor is judged in words (" + m.Judge + "), which needs an LLM; none is configured, so it does not fire"
+		default:
+			var herr error
+			if holds, herr = m.Holds(value, prev); herr != nil {
+				warning = fmt.Sprintf("the condition could not be evaluated on this value, so it does not fire: %v", herr)
+			}
+		}
+		if warning != "" {
+			_ = rep.Emit(ctx, streams.Warning{Code: "monitor_condition", Message: warning})
+		}
+		if !holds {
+			res, err := json.Marshal(monitorResult{Value: raw, Holds: false})
+			if err != nil {
+				return Outcome{}, Permanent(err)
+			}
+			return Outcome{Result: res, Quiet: true}, nil
+		}
+		reading = monitorReading{Value: raw, Prev: prevRaw}
+		if len(r.Spec.Steps) > 0 {
+			state, err := json.Marshal(reading)
+			if err != nil {
+				return Outcome{}, Permanent(err)
+			}
+			if err := rep.Checkpoint(ctx, MonitorReading, state); err != nil {
+				return Outcome{}, err
+			}
 		}
 	}
-	if warning != "" {
-		_ = rep.Emit(ctx, streams.Warning{Code: "monitor_condition", Message: warning})
-	}
-	res, err := json.Marshal(monitorResult{Value: raw, Holds: holds})
+	res, err := json.Marshal(monitorResult{Value: reading.Value, Holds: true})
 	if err != nil {
 		return Outcome{}, Permanent(err)
 	}
-	if !holds {
-		return Outcome{Result: res, Quiet: true}, nil
-	}
-	summary := fmt.Sprintf("%s: %s holds (value %s", r.Spec.Title, m.Condition, clip(string(raw), 200))
-	if prevRaw != nil {
-		summary += ", before " + clip(string(prevRaw), 200)
+	summary := fmt.Sprintf("%s: %s holds (value %s", r.Spec.Title, m.Condition, clip(string(reading.Value), 200))
+	if reading.Prev != nil {
+		summary += ", before " + clip(string(reading.Prev), 200)
 	}
 	summary += ")"
 	if len(r.Spec.Steps) > 0 {
@@ -325,6 +357,20 @@ func (e *StepExecutor) monitor(ctx context.Context, r Run, rep Reporter, held []
 		summary += "\n" + summarize(outputs[len(outputs)-1])
 	}
 	return Outcome{Result: res, Summary: summary}, nil
+}
+
+// lastReading returns the reading of r's MonitorReading checkpoint, if it
+// has one that decodes.
+func lastReading(r Run) (monitorReading, bool) {
+	for i := len(r.Checkpoints) - 1; i >= 0; i-- {
+		if cp := r.Checkpoints[i]; cp.Step == MonitorReading {
+			var mr monitorReading
+			if json.Unmarshal(cp.State, &mr) == nil && len(mr.Value) > 0 {
+				return mr, true
+			}
+		}
+	}
+	return monitorReading{}, false
 }
 
 // maxPrevScan bounds the runs read to find a monitor's previous value.

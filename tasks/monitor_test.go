@@ -170,3 +170,67 @@ func TestChainRunsInOrder(t *testing.T) {
 		t.Errorf("the paused successor has %d runs; want still 1", n)
 	}
 }
+
+// TestMonitorResumesOnItsReading: a monitor whose condition held is
+// stopped gracefully in step 2 of 3; while it waits in the queue the
+// value falls back below the threshold. The worker that resumes it does
+// not read the source again: it calls step 3, and the run succeeds on the
+// reading its steps were for, with its text and webhook.
+func TestMonitorResumesOnItsReading(t *testing.T) {
+	r := newRig(t)
+	w1 := r.worker(t, nil)
+	g := newGate("s2")
+	r.tool(t, "gated", g.handler(r))
+	var steps []tasks.Step
+	for _, n := range []string{"s1", "s2", "s3"} {
+		steps = append(steps, tasks.Step{Tool: "gated", Args: map[string]any{"name": n}})
+	}
+	task := r.active(t, tasks.Spec{
+		Title: "price above 100", Kind: tasks.KindMonitor, Trigger: tasks.Trigger{Every: tasks.Duration(time.Minute)},
+		Monitor: &tasks.Monitor{Source: tasks.Step{Tool: "price"}, Condition: "value > 100"},
+		Steps:   steps, Notify: r.hook(),
+	})
+	r.setPrice(120)
+	run, err := r.m.RunNow(r.ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wait(t, "s2")
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- w1.Stop(ctx)
+	}()
+	<-w1.Stopping()
+	g.open("s2")
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	got, _ := r.db.Run(r.ctx, "acme", run.ID)
+	if got.Status != tasks.RunQueued || checkpointSteps(got) != "-1,0,1" {
+		t.Errorf("after a graceful stop in step 2: status %s, checkpoints [%s]; want queued, [-1,0,1]", got.Status, checkpointSteps(got))
+	}
+
+	r.setPrice(90)
+	r.worker(t, nil)
+	done := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	r.waitUnleased(t)
+	if calls := strings.Join(r.calls(), ","); calls != "s1,s2,s3" {
+		t.Errorf("steps called %s; want each once, s3 by the second worker", calls)
+	}
+	if string(done.Result) != `{"value":120,"holds":true}` {
+		t.Errorf("result %s; want the reading the steps were for", done.Result)
+	}
+	if n := len(r.events(t, task, streams.TypeToolResult)); n != 4 {
+		t.Errorf("%d tool results on the thread; want 4: the source once, then s1, s2, s3", n)
+	}
+	texts := r.events(t, task, streams.TypeText)
+	if len(texts) != 1 {
+		t.Fatalf("%d text events; want 1", len(texts))
+	}
+	if p, _ := streams.Decode[streams.Text](texts[0]); !strings.Contains(p.Text, "value 120") || !strings.Contains(p.Text, "did s3") {
+		t.Errorf("alert %q", p.Text)
+	}
+	waitFor(t, "the webhook", func() bool { n, _ := r.hooks.received(); return len(n) == 1 })
+}

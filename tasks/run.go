@@ -85,7 +85,9 @@ type Run struct {
 
 // Checkpoint is the state of a long run after one of its steps.
 type Checkpoint struct {
-	// Step is the index of the finished step (0 for the first).
+	// Step is the index of the finished step (0 for the first), or
+	// MonitorReading (-1) for a monitor's reading of its source, taken
+	// before its steps.
 	Step int `json:"step"`
 	// At is when the checkpoint was written.
 	At time.Time `json:"at"`
