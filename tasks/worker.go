@@ -36,8 +36,9 @@ type WorkerOptions struct {
 	// cap goes back to the queue for TenantWait.
 	TenantConcurrency int
 	TenantWait        time.Duration
-	// Rate caps the executions this worker starts per second (a token
-	// bucket of Burst, default max(1, Rate)); zero means no cap.
+	// Rate caps the attempts this worker starts per second, immediate
+	// retries included (a token bucket of Burst, default max(1, Rate));
+	// zero means no cap.
 	Rate  float64
 	Burst int
 	// Lease is how long a claim holds a run; the worker renews it every
@@ -361,29 +362,36 @@ func (w *Worker) handle(c Claim) {
 	go func() { defer close(renewed); k.renew(ctx) }()
 	defer func() { cancel(); <-renewed }()
 
-	if w.limiter != nil {
-		wait, stop := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-w.stopping:
-				stop()
-			case <-wait.Done():
-			}
-		}()
-		err := w.limiter.Wait(wait)
-		stop()
-		if err != nil {
-			if w.hard.Err() == nil && !k.isLost() {
-				w.giveBack(k.current())
-			}
-			return
+	if err := w.admit(ctx); err != nil {
+		if w.hard.Err() == nil && !k.isLost() {
+			w.giveBack(k.current())
 		}
+		return
 	}
 	if w.isStopping() {
 		w.giveBack(k.current())
 		return
 	}
 	w.process(ctx, k)
+}
+
+// admit waits for the rate limiter (Rate) to let an attempt start, when
+// there is one. It returns an error if the worker starts stopping, or ctx
+// ends, first.
+func (w *Worker) admit(ctx context.Context) error {
+	if w.limiter == nil {
+		return nil
+	}
+	wait, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-w.stopping:
+			stop()
+		case <-wait.Done():
+		}
+	}()
+	return w.limiter.Wait(wait)
 }
 
 func (w *Worker) takeTenant(tenant string) bool {
@@ -828,7 +836,9 @@ func (w *Worker) process(ctx context.Context, k *keeper) {
 		}
 		w.obs.Finished(AttemptRetried, took)
 		w.obs.Retried(class)
-		if wait > 0 || w.isStopping() {
+		// An immediate retry is an attempt like any other: it waits for the
+		// rate limiter, and a worker that stops meanwhile gives it back.
+		if wait > 0 || w.isStopping() || w.admit(ctx) != nil {
 			x.retryLater(ctx, err, class, wait)
 			return
 		}

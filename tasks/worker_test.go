@@ -595,6 +595,22 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestRateLimitRetries: an immediate retry waits for the rate limiter
+// like a first attempt: a run retried three times at once makes four
+// attempts, at most 20 per second.
+func TestRateLimitRetries(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Rate, o.Burst = 20, 1 })
+	calls := r.failing(t, "flaky", 3, errors.New("connection reset by peer"))
+	start := time.Now()
+	_, run := r.runOf(t, "flaky")
+	got := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	// 4 attempts at 20/s with a burst of 1: at least 3 intervals of 50ms.
+	if d := time.Since(start); got.Attempt != 4 || calls.Load() != 4 || d < 140*time.Millisecond {
+		t.Errorf("attempt %d, %d calls in %s; want 4 attempts taking at least 150ms", got.Attempt, calls.Load(), d)
+	}
+}
+
 // twoWrites is a Store without tasks.ThreadedRunUpdater: the worker writes
 // a run's update and its events one after the other.
 type twoWrites struct{ tasks.Store }
