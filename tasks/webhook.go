@@ -82,7 +82,13 @@ func NewNotifier(opts NotifierOptions) (*Notifier, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Notifier{client: g.Client(opts.Timeout), backoff: opts.Backoff, now: opts.Now, logger: opts.Logger, sealer: opts.Sealer}, nil
+	client := g.Client(opts.Timeout)
+	// A redirect is not followed: Go's client would turn the POST into a
+	// GET without the body the signature covers, and a 2xx to that GET
+	// would count as delivered. The 3xx is the answer, a failure that
+	// names it (post).
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Notifier{client: client, backoff: opts.Backoff, now: opts.Now, logger: opts.Logger, sealer: opts.Sealer}, nil
 }
 
 // Notification is the JSON body of a webhook POST: a finished run.
@@ -215,6 +221,12 @@ func (n *Notifier) post(ctx context.Context, target, secret, key string, body []
 		return false, nil
 	case c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500:
 		return true, fmt.Errorf("answered %s", resp.Status)
+	case c >= 300 && c < 400:
+		to := "elsewhere"
+		if loc, err := resp.Location(); err == nil && loc.Host != "" {
+			to = "to " + loc.Host // the host only, like every message here
+		}
+		return false, fmt.Errorf("answered %s, a redirect %s; redirects are not followed: give the webhook its final URL", resp.Status, to)
 	default:
 		return false, fmt.Errorf("answered %s", resp.Status)
 	}

@@ -19,7 +19,8 @@ import (
 
 // TestWebhookSSRF points webhooks at addresses that are not public,
 // directly, through names and through redirects, and checks that the
-// Notifier refuses each with an error naming the address and why. A
+// Notifier refuses each with an error naming the address and why, or the
+// redirect it did not follow. A
 // "public" receiver (127.0.0.2, allowed by its exact address, which
 // public.example resolves to) and an internal service on 127.0.0.1 and ::1
 // at the same port stand for the two sides; the internal service must
@@ -35,6 +36,8 @@ func TestWebhookSSRF(t *testing.T) {
 			w.WriteHeader(http.StatusNoContent)
 		case "/redirect":
 			http.Redirect(w, req, req.URL.Query().Get("to"), http.StatusTemporaryRedirect)
+		case "/found": // a 302, which Go's client would follow with a GET
+			http.Redirect(w, req, "/ok", http.StatusFound)
 		case "/rebind": // again on a new connection, so the name is resolved again
 			w.Header().Set("Connection", "close")
 			http.Redirect(w, req, "/rebound", http.StatusTemporaryRedirect)
@@ -127,12 +130,15 @@ func TestWebhookSSRF(t *testing.T) {
 		{"name resolving to loopback", "http://victim.example:" + port + "/hook", "refused to connect to victim.example: it resolves to 127.0.0.1, a loopback address", 0},
 		{"name resolving to private", "http://intranet.example/hook", "refused to connect to intranet.example: it resolves to 10.1.2.3, a private address", 0},
 		{"name resolving to public and loopback", "http://mixed.example:" + port + "/hook", "refused to connect to mixed.example: it resolves to 127.0.0.1, a loopback address", 0},
-		{"DNS rebinding", "http://rebind.example:" + port + "/rebind", "refused to connect to rebind.example: it resolves to 127.0.0.1, a loopback address", 1},
-		{"redirect to loopback", via("http://127.0.0.1:" + port + "/"), "webhook public.example:" + port + ": refused to connect to 127.0.0.1: it is a loopback address", 1},
-		{"redirect to private", via("http://10.0.0.1/admin"), "refused to connect to 10.0.0.1: it is a private address", 1},
-		{"redirect to cloud metadata", via("http://169.254.169.254/latest/meta-data/"), "refused to connect to 169.254.169.254: it is a link-local (cloud metadata) address", 1},
-		{"redirect to IPv6 loopback", via("http://[::1]:" + port + "/"), "refused to connect to ::1: it is a loopback address", 1},
-		{"redirect to a name resolving to private", via("http://intranet.example/"), "refused to connect to intranet.example: it resolves to 10.1.2.3, a private address", 1},
+		// A redirect is an answer, not followed: the receiver gets one
+		// request, whatever it points to, and the error names it.
+		{"redirect to a public path, 302", pub + "/found", "webhook public.example:" + port + ": answered 302 Found, a redirect to public.example:" + port + "; redirects are not followed", 1},
+		{"DNS rebinding through a redirect", "http://rebind.example:" + port + "/rebind", "answered 307 Temporary Redirect, a redirect to rebind.example:" + port + "; redirects are not followed", 1},
+		{"redirect to loopback", via("http://127.0.0.1:" + port + "/"), "webhook public.example:" + port + ": answered 307 Temporary Redirect, a redirect to 127.0.0.1:" + port + ";", 1},
+		{"redirect to private", via("http://10.0.0.1/admin"), "a redirect to 10.0.0.1;", 1},
+		{"redirect to cloud metadata", via("http://169.254.169.254/latest/meta-data/"), "a redirect to 169.254.169.254;", 1},
+		{"redirect to IPv6 loopback", via("http://[::1]:" + port + "/"), "a redirect to [::1]:" + port + ";", 1},
+		{"redirect to a name resolving to private", via("http://intranet.example/"), "a redirect to intranet.example;", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := publicHits.Load()
@@ -148,8 +154,8 @@ func TestWebhookSSRF(t *testing.T) {
 			}
 		})
 	}
-	if lookups["rebind.example"] != 2 {
-		t.Errorf("rebind.example was resolved %d times, want 2 (public, then loopback)", lookups["rebind.example"])
+	if lookups["rebind.example"] != 1 {
+		t.Errorf("rebind.example was resolved %d times, want 1: its redirect is not followed", lookups["rebind.example"])
 	}
 	if h := victimHits.Load(); h != 0 {
 		t.Errorf("the internal service was reached %d times", h)
