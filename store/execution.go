@@ -18,6 +18,19 @@ type Execution struct {
 	// Recovered counts the runs whose leases OpenExecution freed: runs a
 	// stopped process held, which resume on this one.
 	Recovered int
+
+	redis *redis.Log // the backend, when it is shared by processes
+}
+
+// SharedLimiter returns a limiter of perSecond attempts a second shared by
+// every worker process on the backend: on Redis, one under the prefix (see
+// redis.RateLimiter). It returns nil on bolt, whose file is one process's,
+// where WorkerOptions.Rate paces the workers in memory to the same effect.
+func (x Execution) SharedLimiter(perSecond float64) tasks.Limiter {
+	if x.redis == nil || perSecond <= 0 {
+		return nil
+	}
+	return redis.NewRateLimiter(x.redis, "workers", perSecond, 0)
 }
 
 // OpenExecution returns b's run queue and scheduler lease. On Redis they
@@ -30,7 +43,7 @@ type Execution struct {
 func OpenExecution(ctx context.Context, b Backend, workers bool) (Execution, error) {
 	switch b := b.(type) {
 	case *redis.Log:
-		return Execution{Queue: redis.NewQueue(b, redis.QueueOptions{}), Lease: redis.NewLease(b, "scheduler")}, nil
+		return Execution{Queue: redis.NewQueue(b, redis.QueueOptions{}), Lease: redis.NewLease(b, "scheduler"), redis: b}, nil
 	case *bolt.DB:
 		q := bolt.NewQueue(b, bolt.QueueOptions{})
 		x := Execution{Queue: q, Lease: tasks.NewLocalLease(time.Now)}

@@ -41,6 +41,10 @@ type WorkerOptions struct {
 	// zero means no cap.
 	Rate  float64
 	Burst int
+	// Limiter, when set, paces the attempts instead of Rate and Burst: a
+	// limiter shared by every worker process, such as store/redis's
+	// RateLimiter, makes the cap global rather than per process.
+	Limiter Limiter
 	// Lease is how long a claim holds a run; the worker renews it every
 	// third of it while the run executes. Default 30s: a crashed worker's
 	// runs are reclaimed by others after at most this long.
@@ -122,7 +126,7 @@ type Worker struct {
 	conc     int
 	tenCap   int
 	tenWait  time.Duration
-	limiter  *rate.Limiter
+	limiter  Limiter
 	lease    time.Duration
 	retry    RetryPolicy
 	maxRun   func(tenant string) time.Duration
@@ -174,7 +178,9 @@ func NewWorker(opts WorkerOptions) *Worker {
 	if w.tenWait <= 0 {
 		w.tenWait = time.Second
 	}
-	if opts.Rate > 0 {
+	if opts.Limiter != nil {
+		w.limiter = opts.Limiter
+	} else if opts.Rate > 0 {
 		burst := opts.Burst
 		if burst <= 0 {
 			burst = max(1, int(opts.Rate))
@@ -375,8 +381,16 @@ func (w *Worker) handle(c Claim) {
 	w.process(ctx, k)
 }
 
-// admit waits for the rate limiter (Rate) to let an attempt start, when
-// there is one. It returns an error if the worker starts stopping, or ctx
+// Limiter paces the attempts workers start (WorkerOptions.Limiter). Wait
+// blocks until one more attempt may start, and returns nil then, or until
+// ctx ends, and returns an error. It is safe for concurrent use. A
+// golang.org/x/time/rate.Limiter is one.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// admit waits for the rate limiter (Limiter, or Rate's) to let an attempt
+// start, when there is one. It returns an error if the worker starts stopping, or ctx
 // ends, first.
 func (w *Worker) admit(ctx context.Context) error {
 	if w.limiter == nil {

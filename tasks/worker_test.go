@@ -611,6 +611,26 @@ func TestRateLimitRetries(t *testing.T) {
 	}
 }
 
+// countingLimiter admits every attempt and counts them.
+type countingLimiter struct{ n atomic.Int32 }
+
+func (l *countingLimiter) Wait(context.Context) error { l.n.Add(1); return nil }
+
+// TestLimiterPacesAttempts: WorkerOptions.Limiter, when set, replaces
+// Rate: the worker asks it before each attempt, immediate retries
+// included.
+func TestLimiterPacesAttempts(t *testing.T) {
+	r := newRig(t)
+	lim := &countingLimiter{}
+	r.worker(t, func(o *tasks.WorkerOptions) { o.Limiter, o.Rate = lim, 0.001 })
+	r.failing(t, "flaky", 2, errors.New("connection reset by peer"))
+	_, run := r.runOf(t, "flaky")
+	got := r.waitRun(t, run.ID, tasks.RunSucceeded)
+	if got.Attempt != 3 || lim.n.Load() != 3 {
+		t.Errorf("attempt %d, the limiter asked %d times; want 3 and 3 (Rate's limiter, at one start in 1000s, would have held the retries)", got.Attempt, lim.n.Load())
+	}
+}
+
 // twoWrites is a Store without tasks.ThreadedRunUpdater: the worker writes
 // a run's update and its events one after the other.
 type twoWrites struct{ tasks.Store }

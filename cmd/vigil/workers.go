@@ -130,7 +130,10 @@ func newTaskRuntime(ctx context.Context, c config.Config, backend store.Backend,
 			Store: backend, Queue: exec.Queue, Log: backend, Notifier: notifier, Logger: logger,
 			Executor:    runExec,
 			Concurrency: c.Workers.Concurrency, TenantConcurrency: c.Workers.TenantConcurrency,
+			// workers.rate is the deployment's: on Redis, one limiter shared
+			// by every worker process; on bolt, this process's.
 			Rate:     float64(c.Workers.Rate),
+			Limiter:  exec.SharedLimiter(float64(c.Workers.Rate)),
 			Lease:    c.Workers.Lease,
 			Retry:    retry,
 			Observer: rt.metrics,

@@ -1,0 +1,110 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/tasks"
+)
+
+var _ tasks.Limiter = (*RateLimiter)(nil)
+
+// RateLimiter is a tasks.Limiter shared by every process on a Log's
+// prefix: workers.rate for the whole deployment in Redis mode, however
+// many `vigil worker` processes share the queue. It is one key,
+//
+//	<prefix>:ratelimit:<name>   string: the next free start, Unix µs on the Redis server's clock
+//
+// paced as a generic cell rate algorithm: one start every 1/rate seconds,
+// up to burst at once after a quiet spell. A Wait reserves the next start
+// in one script and sleeps until it; a Wait whose context ends first gives
+// its start back, so that a process stopping with many runs waiting does
+// not hold the others back. Times are the server's (TIME), which every
+// process shares, as a Lease's are. The key expires a second after the
+// last start it reserved.
+//
+// A RateLimiter is safe for concurrent use.
+type RateLimiter struct {
+	l        *Log
+	key      string
+	interval int64 // µs between starts
+	burst    int
+}
+
+// NewRateLimiter returns the limiter called name (default "workers") under
+// l's prefix: perSecond starts per second, burst of them at once (at
+// least 1; zero means max(1, perSecond)). perSecond must be positive.
+func NewRateLimiter(l *Log, name string, perSecond float64, burst int) *RateLimiter {
+	if name == "" {
+		name = "workers"
+	}
+	if burst <= 0 {
+		burst = max(1, int(perSecond))
+	}
+	return &RateLimiter{
+		l: l, key: l.prefix + ":ratelimit:" + name,
+		interval: max(1, int64(float64(time.Second/time.Microsecond)/perSecond)), burst: burst,
+	}
+}
+
+// rateReserveScript reserves the next start. KEYS[1] the limiter; ARGV[1]
+// µs between starts, ARGV[2] the burst. Returns the µs to wait until it
+// (0: start now). Numbers are kept as integers in decimal: Lua's
+// tostring would round µs since 1970 to 14 digits.
+var rateReserveScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local step = tonumber(ARGV[1])
+local next = tonumber(redis.call('GET', KEYS[1])) or now
+if next < now then next = now end
+local start = next - step * (tonumber(ARGV[2]) - 1)
+if start < now then start = now end
+next = next + step
+redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1000)
+return start - now
+`)
+
+// rateReturnScript gives a reserved start back: the next free start moves
+// one step earlier, not before now. KEYS[1] the limiter; ARGV[1] µs
+// between starts.
+var rateReturnScript = goredis.NewScript(`
+local next = tonumber(redis.call('GET', KEYS[1]))
+if not next then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+next = next - tonumber(ARGV[1])
+if next <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1000)
+end
+return 1
+`)
+
+// Wait implements tasks.Limiter: it reserves the next start and sleeps
+// until it, or gives it back and returns ctx's error if ctx ends first. A
+// Redis failure is returned as it is.
+func (r *RateLimiter) Wait(ctx context.Context) error {
+	wait, err := r.l.runScript(ctx, rateReserveScript, []string{r.key}, r.interval, r.burst).Int64()
+	if err != nil {
+		return fmt.Errorf("store/redis: rate limiter: %w", err)
+	}
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(time.Duration(wait) * time.Microsecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		// Not ctx: it has ended, and the start must still go back.
+		back, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = r.l.runScript(back, rateReturnScript, []string{r.key}, r.interval).Err()
+		return ctx.Err()
+	}
+}

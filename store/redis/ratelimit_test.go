@@ -1,0 +1,86 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/store/redis"
+	"github.com/vigilhq/vigil/store/redis/redistest"
+	"github.com/vigilhq/vigil/tasks"
+)
+
+// twoLimiters returns the limiter called "workers" as two processes (two
+// Logs with their own clients) on one prefix see it.
+func twoLimiters(t *testing.T, perSecond float64, burst int) (a, b *redis.RateLimiter) {
+	prefix := redistest.Prefix(t)
+	return redis.NewRateLimiter(open(t, prefix, redis.Options{}), "", perSecond, burst),
+		redis.NewRateLimiter(open(t, prefix, redis.Options{}), "", perSecond, burst)
+}
+
+// TestRateLimiterShared: two processes waiting on one limiter of 20 starts
+// a second share it: 8 starts take at least 7 intervals of 50ms, which
+// two limiters of their own would take half of.
+func TestRateLimiterShared(t *testing.T) {
+	a, b := twoLimiters(t, 20, 1)
+	var _ tasks.Limiter = a
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, l := range []*redis.RateLimiter{a, b} {
+		for range 4 {
+			wg.Go(func() {
+				if err := l.Wait(t.Context()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	// 7 intervals; a few ms less for the round trips that the reserving
+	// scripts' clock (Redis's) does not see.
+	if d := time.Since(start); d < 340*time.Millisecond {
+		t.Errorf("8 starts at 20 a second, shared by two processes, took %s; want at least 350ms", d)
+	}
+}
+
+// TestRateLimiterBurst: after a quiet spell, burst starts go at once and
+// the next one waits its interval.
+func TestRateLimiterBurst(t *testing.T) {
+	a, b := twoLimiters(t, 1, 3)
+	for i, l := range []*redis.RateLimiter{a, b, a} {
+		ctx, cancel := context.WithTimeout(t.Context(), 900*time.Millisecond)
+		err := l.Wait(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("start %d of a burst of 3: %v", i+1, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := b.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a fourth start at once: %v; want it to wait about a second", err)
+	}
+}
+
+// TestRateLimiterGivesBack: a Wait whose context ends gives its start
+// back, so the next caller starts when it would have.
+func TestRateLimiterGivesBack(t *testing.T) {
+	a, b := twoLimiters(t, 2, 1) // a start every 500ms
+	if err := a.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := a.Wait(gone); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a wait cut short: %v", err)
+	}
+	// Its start (500ms after the first) went back: b's is that one, not
+	// the one after (1s).
+	ctx, cancel2 := context.WithTimeout(t.Context(), 750*time.Millisecond)
+	defer cancel2()
+	if err := b.Wait(ctx); err != nil {
+		t.Errorf("the start given back was not taken: %v", err)
+	}
+}
