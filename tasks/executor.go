@@ -195,7 +195,7 @@ func (e *StepExecutor) steps(ctx context.Context, r Run, rep Reporter, held []st
 		}
 		next = max(next, cp.Step+1)
 	}
-	if next > 0 {
+	if next > 0 && next < len(outputs) {
 		_ = rep.Emit(ctx, streams.Status{Phase: streams.PhaseThinking, Detail: fmt.Sprintf("resuming at step %d of %d", next+1, len(outputs))})
 	}
 	for i := next; i < len(r.Spec.Steps); i++ {
@@ -209,6 +209,12 @@ func (e *StepExecutor) steps(ctx context.Context, r Run, rep Reporter, held []st
 			return nil, Permanent(err)
 		}
 		if err := rep.Checkpoint(ctx, i, state); err != nil {
+			// Told to yield after the last step, the run is done: it
+			// finishes here rather than on another worker, which would
+			// have nothing left to do but finish it.
+			if errors.Is(err, ErrYield) && i == len(r.Spec.Steps)-1 {
+				break
+			}
 			return nil, err
 		}
 	}

@@ -373,6 +373,36 @@ func TestLongRunGracefulStopResumes(t *testing.T) {
 	}
 }
 
+// TestGracefulStopInLastStepFinishes: a worker stopped while a long run is
+// in its last step lets the step finish and finishes the run itself: there
+// is nothing left for another worker to resume.
+func TestGracefulStopInLastStepFinishes(t *testing.T) {
+	r := newRig(t)
+	w1 := r.worker(t, nil)
+	g, task, run := r.runGated(t, "s4")
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- w1.Stop(ctx)
+	}()
+	<-w1.Stopping()
+	g.open("s4")
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	got, _ := r.db.Run(r.ctx, "acme", run.ID)
+	if got.Status != tasks.RunSucceeded || checkpointSteps(got) != "0,1,2,3" || got.Attempt != 1 {
+		t.Errorf("after a graceful stop in the last step: status %s, checkpoints [%s], attempt %d; want succeeded, [0,1,2,3], 1", got.Status, checkpointSteps(got), got.Attempt)
+	}
+	if want := ">queued queued>running running>succeeded"; strings.Join(r.runStatuses(t, task, run.ID), " ") != want {
+		t.Errorf("statuses %v; want %s", r.runStatuses(t, task, run.ID), want)
+	}
+	if st, _ := r.q.Stats(r.ctx); st.Leased != 0 || st.Ready[tasks.PriorityNormal] != 0 {
+		t.Errorf("queue after the stop: %+v; want it empty", st)
+	}
+}
+
 // TestLongRunCrashResumes: a worker killed while a long run is in step 3
 // of 4 (steps 1 and 2 checkpointed) leaves it running under a lease; after
 // the lease runs out another worker reclaims it and resumes at step 3. The
