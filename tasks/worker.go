@@ -933,6 +933,13 @@ func (x *execution) start(ctx context.Context, c Claim) error {
 		var err error
 		switch r.Status {
 		case RunRetrying:
+			if wait := r.RetryAt.Sub(now); wait > 0 {
+				// Its backoff has not passed: the worker that set it died
+				// before it gave the run back with that delay. Give it back
+				// now, for what is left of the wait.
+				x.w.releaseIfHeld(ctx, x.k, wait)
+				return errHandled
+			}
 			next := r
 			next.Status, next.UpdatedAt = RunQueued, now
 			err = x.update(ctx, next, RunRetrying, RunQueued)

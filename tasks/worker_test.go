@@ -139,6 +139,29 @@ func TestTemporaryBacksOff(t *testing.T) {
 	}
 }
 
+// TestRetryingKeepsItsBackoff: a run left retrying with its backoff still
+// to run, ready in the queue (its worker died between the two), is given
+// back for the rest of the wait by the worker that claims it, not started
+// early.
+func TestRetryingKeepsItsBackoff(t *testing.T) {
+	r := newRig(t)
+	_, run := r.runOf(t, "echo") // queued and enqueued; no worker yet
+	retry := run
+	retry.Status, retry.Attempt, retry.RetryAt, retry.UpdatedAt = tasks.RunRetrying, 1, r.clock.Now().Add(30*time.Second), r.clock.Now()
+	if err := r.db.UpdateRun(r.ctx, retry, tasks.RunQueued); err != nil {
+		t.Fatal(err)
+	}
+	r.worker(t, nil)
+	waitFor(t, "the run to be given back for its backoff", func() bool { st, _ := r.q.Stats(r.ctx); return st.Delayed == 1 })
+	if got, _ := r.db.Run(r.ctx, "acme", run.ID); got.Status != tasks.RunRetrying {
+		t.Fatalf("status %s before the backoff passed; want retrying", got.Status)
+	}
+	r.advance(30 * time.Second)
+	if got := r.waitRun(t, run.ID, tasks.RunSucceeded); got.Attempt != 2 {
+		t.Errorf("attempt %d; want 2", got.Attempt)
+	}
+}
+
 // TestPermanentFailsAtOnce: a permanent error (invalid parameters) fails
 // the run at once; it is a dead letter, which Retry replays with changed
 // slots.
