@@ -21,8 +21,10 @@ var _ tasks.Limiter = (*RateLimiter)(nil)
 // paced as a generic cell rate algorithm: one start every 1/rate seconds,
 // up to burst at once after a quiet spell. A Wait reserves the next start
 // in one script and sleeps until it; a Wait whose context ends first gives
-// its start back, so that a process stopping with many runs waiting does
-// not hold the others back. Times are the server's (TIME), which every
+// its start back when no start was reserved after it (else it is lost,
+// which keeps the rate under the cap). A process killed while its runs
+// wait holds their starts until their times pass: the others start
+// nothing meanwhile, up to (waiting runs)/rate seconds. Times are the server's (TIME), which every
 // process shares, as a Lease's are. The key expires a second after the
 // last start it reserved.
 //
@@ -51,9 +53,10 @@ func NewRateLimiter(l *Log, name string, perSecond float64, burst int) *RateLimi
 }
 
 // rateReserveScript reserves the next start. KEYS[1] the limiter; ARGV[1]
-// µs between starts, ARGV[2] the burst. Returns the µs to wait until it
-// (0: start now). Numbers are kept as integers in decimal: Lua's
-// tostring would round µs since 1970 to 14 digits.
+// µs between starts, ARGV[2] the burst. Returns {µs to wait until it (0:
+// start now), the next free start it stored}. Numbers are kept as
+// integers in decimal: Lua's tostring would round µs since 1970 to 14
+// digits.
 var rateReserveScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -62,20 +65,24 @@ local next = tonumber(redis.call('GET', KEYS[1])) or now
 if next < now then next = now end
 local start = next - step * (tonumber(ARGV[2]) - 1)
 if start < now then start = now end
-next = next + step
-redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1000)
-return start - now
+next = string.format('%.0f', next + step)
+redis.call('SET', KEYS[1], next, 'PX', math.ceil((tonumber(next) - now) / 1000) + 1000)
+return {start - now, next}
 `)
 
-// rateReturnScript gives a reserved start back: the next free start moves
-// one step earlier, not before now. KEYS[1] the limiter; ARGV[1] µs
-// between starts.
+// rateReturnScript gives a reserved start back, if it was the last one
+// reserved: the next free start moves one step earlier, not before now.
+// A start reserved after it has its time fixed already, so moving the
+// next free start back would hand a caller a time that one holds, and
+// run starts closer together than the rate: then nothing is given back,
+// as golang.org/x/time/rate's Reservation.Cancel does. KEYS[1] the
+// limiter; ARGV[1] µs between starts, ARGV[2] the next free start the
+// reservation stored. Returns 1 if it gave the start back.
 var rateReturnScript = goredis.NewScript(`
-local next = tonumber(redis.call('GET', KEYS[1]))
-if not next then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-next = next - tonumber(ARGV[1])
+local next = tonumber(ARGV[2]) - tonumber(ARGV[1])
 if next <= now then
   redis.call('DEL', KEYS[1])
 else
@@ -88,9 +95,21 @@ return 1
 // until it, or gives it back and returns ctx's error if ctx ends first. A
 // Redis failure is returned as it is.
 func (r *RateLimiter) Wait(ctx context.Context) error {
-	wait, err := r.l.runScript(ctx, rateReserveScript, []string{r.key}, r.interval, r.burst).Int64()
+	res, err := r.l.runScript(ctx, rateReserveScript, []string{r.key}, r.interval, r.burst).Slice()
 	if err != nil {
 		return fmt.Errorf("store/redis: rate limiter: %w", err)
+	}
+	var wait int64
+	var next string
+	ok := len(res) == 2
+	if ok {
+		wait, ok = res[0].(int64)
+	}
+	if ok {
+		next, ok = res[1].(string)
+	}
+	if !ok {
+		return fmt.Errorf("store/redis: rate limiter: unexpected script reply %v", res)
 	}
 	if wait <= 0 {
 		return nil
@@ -104,7 +123,7 @@ func (r *RateLimiter) Wait(ctx context.Context) error {
 		// Not ctx: it has ended, and the start must still go back.
 		back, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = r.l.runScript(back, rateReturnScript, []string{r.key}, r.interval).Err()
+		_ = r.l.runScript(back, rateReturnScript, []string{r.key}, r.interval, next).Err()
 		return ctx.Err()
 	}
 }

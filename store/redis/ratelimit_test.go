@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -82,5 +83,50 @@ func TestRateLimiterGivesBack(t *testing.T) {
 	defer cancel2()
 	if err := b.Wait(ctx); err != nil {
 		t.Errorf("the start given back was not taken: %v", err)
+	}
+}
+
+// TestRateLimiterGivesBackOnlyTheLast: starts given back while later ones
+// are reserved are lost rather than handed out again, so that the starts
+// never come closer together than the rate. Two processes queue five
+// waits each, interleaved; one gives its five back, and the other queues
+// five more: no 500ms window may hold more than 6 starts at 10 a second.
+func TestRateLimiterGivesBackOnlyTheLast(t *testing.T) {
+	a, b := twoLimiters(t, 10, 1)
+	begin := time.Now()
+	var mu sync.Mutex
+	var starts []time.Duration
+	var wg sync.WaitGroup
+	wait := func(ctx context.Context, l *redis.RateLimiter) {
+		if l.Wait(ctx) == nil {
+			mu.Lock()
+			starts = append(starts, time.Since(begin))
+			mu.Unlock()
+		}
+	}
+	gone, cancel := context.WithCancel(t.Context())
+	for range 5 {
+		wg.Go(func() { wait(gone, a) })
+		wg.Go(func() { wait(t.Context(), b) })
+		time.Sleep(5 * time.Millisecond) // interleave the reservations
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	time.Sleep(50 * time.Millisecond) // the give-backs are done
+	for range 5 {
+		wg.Go(func() { wait(t.Context(), b) })
+	}
+	wg.Wait()
+	slices.Sort(starts)
+	for i := range starts {
+		n := 0
+		for _, s := range starts[i:] {
+			if s-starts[i] < 500*time.Millisecond {
+				n++
+			}
+		}
+		if n > 6 {
+			t.Fatalf("%d starts within 500ms of %s at 10 a second; want at most 6: %v", n, starts[i], starts)
+		}
 	}
 }
