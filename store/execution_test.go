@@ -15,19 +15,9 @@ import (
 // of 10) give 14 starts in no less than 4 intervals, where limiters of
 // their own would give each 7 at once. On bolt there is none to share.
 func TestSharedLimiter(t *testing.T) {
-	ctx := t.Context()
 	c := config.Default().Store
 	c.DataDir = t.TempDir()
-	b, err := store.Open(ctx, c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	x, err := store.OpenExecution(ctx, b, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l := x.SharedLimiter(20); l != nil {
+	if l := openExecution(t, c).SharedLimiter(20); l != nil {
 		t.Errorf("bolt: a shared limiter %T", l)
 	}
 
@@ -35,20 +25,13 @@ func TestSharedLimiter(t *testing.T) {
 	c.Driver, c.Redis.URL, c.Redis.Prefix = config.DriverRedis, redistest.URL(t), redistest.Prefix(t)
 	var starts []func(context.Context) error
 	for range 2 {
-		b, err := store.Open(ctx, c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		x, err := store.OpenExecution(ctx, b, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		x := openExecution(t, c)
 		if x.SharedLimiter(0) != nil {
 			t.Error("a limiter for workers.rate 0")
 		}
 		starts = append(starts, x.SharedLimiter(10).Wait)
 	}
+	ctx := t.Context()
 	begin := time.Now()
 	for range 7 {
 		for _, wait := range starts {
@@ -60,4 +43,20 @@ func TestSharedLimiter(t *testing.T) {
 	if d := time.Since(begin); d < 390*time.Millisecond {
 		t.Errorf("14 starts from two processes at 10 a second took %s; want at least 400ms", d)
 	}
+}
+
+// openExecution opens the backend c configures, as a process would, and
+// its execution side; the backend is closed when t ends.
+func openExecution(t *testing.T, c config.Store) store.Execution {
+	t.Helper()
+	b, err := store.Open(t.Context(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	x, err := store.OpenExecution(t.Context(), b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
 }

@@ -196,17 +196,7 @@ func TestMonitorResumesOnItsReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.wait(t, "s2")
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stopped <- w1.Stop(ctx)
-	}()
-	<-w1.Stopping()
-	g.open("s2")
-	if err := <-stopped; err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
+	stopDuring(t, w1, g, "s2")
 	got, _ := r.db.Run(r.ctx, "acme", run.ID)
 	if got.Status != tasks.RunQueued || checkpointSteps(got) != "-1,0,1" {
 		t.Errorf("after a graceful stop in step 2: status %s, checkpoints [%s]; want queued, [-1,0,1]", got.Status, checkpointSteps(got))

@@ -276,15 +276,8 @@ const claimBatch = 64
 // context ends.
 func (w *Worker) loop() {
 	defer close(w.loopDone)
-	ctx, cancel := context.WithCancel(w.hard)
+	ctx, cancel := w.untilStopping(w.hard)
 	defer cancel()
-	go func() {
-		select {
-		case <-w.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	reclaimEvery := max(w.lease/2, 10*time.Millisecond)
 	var nextReclaim time.Time // real time: reclaim at once
 	for {
@@ -396,16 +389,23 @@ func (w *Worker) admit(ctx context.Context) error {
 	if w.limiter == nil {
 		return nil
 	}
-	wait, stop := context.WithCancel(ctx)
+	wait, stop := w.untilStopping(ctx)
 	defer stop()
+	return w.limiter.Wait(wait)
+}
+
+// untilStopping returns a context that ends with ctx, or when the worker
+// starts stopping, whichever is first; cancel frees it.
+func (w *Worker) untilStopping(ctx context.Context) (_ context.Context, cancel context.CancelFunc) {
+	ctx, cancel = context.WithCancel(ctx)
 	go func() {
 		select {
 		case <-w.stopping:
-			stop()
-		case <-wait.Done():
+			cancel()
+		case <-ctx.Done():
 		}
 	}()
-	return w.limiter.Wait(wait)
+	return ctx, cancel
 }
 
 func (w *Worker) takeTenant(tenant string) bool {

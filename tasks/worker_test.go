@@ -353,6 +353,23 @@ func checkpointSteps(run tasks.Run) string {
 	return strings.Join(s, ",")
 }
 
+// stopDuring stops w gracefully while step is held by g: the stop begins,
+// then the step is let go, and stopDuring returns once Stop has.
+func stopDuring(t *testing.T, w *tasks.Worker, g *gate, step string) {
+	t.Helper()
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- w.Stop(ctx)
+	}()
+	<-w.Stopping()
+	g.open(step)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+}
+
 // TestLongRunGracefulStopResumes: a worker stopped while a long run is in
 // step 2 of 4 lets step 2 finish, checkpoints it, gives the run back and
 // releases its lease; another worker resumes it at step 3.
@@ -360,17 +377,7 @@ func TestLongRunGracefulStopResumes(t *testing.T) {
 	r := newRig(t)
 	w1 := r.worker(t, nil)
 	g, task, run := r.runGated(t, "s2")
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stopped <- w1.Stop(ctx)
-	}()
-	<-w1.Stopping()
-	g.open("s2")
-	if err := <-stopped; err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
+	stopDuring(t, w1, g, "s2")
 	got, _ := r.db.Run(r.ctx, "acme", run.ID)
 	if got.Status != tasks.RunQueued || checkpointSteps(got) != "0,1" || got.Attempt != 0 {
 		t.Fatalf("after a graceful stop in step 2: status %s, checkpoints [%s], attempt %d; want queued, [0,1], 0", got.Status, checkpointSteps(got), got.Attempt)
@@ -403,17 +410,7 @@ func TestGracefulStopInLastStepFinishes(t *testing.T) {
 	r := newRig(t)
 	w1 := r.worker(t, nil)
 	g, task, run := r.runGated(t, "s4")
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stopped <- w1.Stop(ctx)
-	}()
-	<-w1.Stopping()
-	g.open("s4")
-	if err := <-stopped; err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
+	stopDuring(t, w1, g, "s4")
 	got, _ := r.db.Run(r.ctx, "acme", run.ID)
 	if got.Status != tasks.RunSucceeded || checkpointSteps(got) != "0,1,2,3" || got.Attempt != 1 {
 		t.Errorf("after a graceful stop in the last step: status %s, checkpoints [%s], attempt %d; want succeeded, [0,1,2,3], 1", got.Status, checkpointSteps(got), got.Attempt)
