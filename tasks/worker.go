@@ -344,7 +344,11 @@ func (w *Worker) giveBack(c Claim) {
 func (w *Worker) handle(c Claim) {
 	defer w.running.Done()
 	defer func() { <-w.sem }()
-	if !w.takeTenant(c.Tenant) {
+	// A run taken over from a worker that stopped while holding it is not
+	// turned away at the tenant's cap: its worker's slot is gone, and a
+	// Release would start its deliveries anew, so that a run that keeps
+	// crashing its workers would never reach MaxDeliveries.
+	if !w.takeTenant(c.Tenant, c.Deliveries > 1) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(w.hard), 5*time.Second)
 		defer cancel()
 		w.sayWaiting(ctx, c)
@@ -408,10 +412,12 @@ func (w *Worker) untilStopping(ctx context.Context) (_ context.Context, cancel c
 	return ctx, cancel
 }
 
-func (w *Worker) takeTenant(tenant string) bool {
+// takeTenant counts one more run of tenant executing, and says whether it
+// may: not when the tenant is at its cap, unless over is set.
+func (w *Worker) takeTenant(tenant string, over bool) bool {
 	w.tenMu.Lock()
 	defer w.tenMu.Unlock()
-	if w.tenants[tenant] >= w.tenCap {
+	if w.tenants[tenant] >= w.tenCap && !over {
 		return false
 	}
 	w.tenants[tenant]++

@@ -589,6 +589,50 @@ func TestTenantCap(t *testing.T) {
 	}
 }
 
+// TestTakeoverOverTenantCap: a run taken over from a worker that died
+// while running it is not turned away at its tenant's cap (which would
+// start its deliveries anew, out of MaxDeliveries' sight): it runs beside
+// the tenant's run already executing.
+func TestTakeoverOverTenantCap(t *testing.T) {
+	r := newRig(t)
+	_, dead := r.runOf(t, "echo")
+	// The dead worker: it claimed the run with a 1s lease and started it.
+	cs, err := r.q.Claim(r.ctx, "dead", 1, time.Second, 0)
+	if err != nil || len(cs) != 1 || cs[0].RunID != dead.ID {
+		t.Fatalf("claim as the dead worker: %v, %v", cs, err)
+	}
+	started := dead
+	started.Status, started.Attempt, started.StartedAt = tasks.RunRunning, 1, r.clock.Now()
+	if err := r.db.UpdateRun(r.ctx, started, tasks.RunQueued); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{})
+	r.tool(t, "hold", func(ctx context.Context, _ json.RawMessage) (toolsregistry.Output, error) {
+		close(entered)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return toolsregistry.Output{Value: json.RawMessage(`"held"`)}, nil
+	})
+	_, held := r.runOf(t, "hold")
+	// A cap of one, and a lease that outlasts the advance below on the
+	// rig's clock (renewed every third of it, in real time); the worker
+	// looks for expired leases every half lease of real time.
+	r.worker(t, func(o *tasks.WorkerOptions) { o.TenantConcurrency, o.Lease = 1, 4*time.Second })
+	<-entered
+	r.advance(2 * time.Second) // the dead worker's lease runs out
+	done := r.waitRun(t, dead.ID, tasks.RunSucceeded)
+	if done.Attempt != 1 {
+		t.Errorf("the run taken over: attempt %d; want 1, resumed", done.Attempt)
+	}
+	if got, _ := r.db.Run(r.ctx, "acme", held.ID); got.Status != tasks.RunRunning {
+		t.Errorf("the held run is %s; want it still running beside the one taken over", got.Status)
+	}
+}
+
 // TestWebhookRetried: a webhook that answers 503 is retried and then
 // delivered, signed, with the run's idempotency key.
 func TestWebhookRetried(t *testing.T) {
