@@ -387,8 +387,8 @@ type Limiter interface {
 }
 
 // admit waits for the rate limiter (Limiter, or Rate's) to let an attempt
-// start, when there is one. It returns an error if the worker starts stopping, or ctx
-// ends, first.
+// start, when there is one. It returns an error if the worker starts
+// stopping, or ctx ends, first, or the limiter fails.
 func (w *Worker) admit(ctx context.Context) error {
 	if w.limiter == nil {
 		return nil
