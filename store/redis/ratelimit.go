@@ -22,9 +22,10 @@ var _ tasks.Limiter = (*RateLimiter)(nil)
 // up to burst at once after a quiet spell. A Wait reserves the next start
 // in one script and sleeps until it; a Wait whose context ends first gives
 // its start back when no start was reserved after it (else it is lost,
-// which keeps the rate under the cap). A process killed while its runs
-// wait holds their starts until their times pass: the others start
-// nothing meanwhile, up to (waiting runs)/rate seconds. Times are the server's (TIME), which every
+// which keeps the rate under the cap). A process reserves at most burst
+// starts at a time, its other callers waiting their turn in memory, so
+// that a process killed while its runs wait holds at most burst starts
+// it will not use: the others wait at most burst/rate seconds for them. Times are the server's (TIME), which every
 // process shares, as a Lease's are. The key expires a second after the
 // last start it reserved.
 //
@@ -34,6 +35,7 @@ type RateLimiter struct {
 	key      string
 	interval int64 // µs between starts
 	burst    int
+	pending  chan struct{} // a slot per start this process holds reserved
 }
 
 // NewRateLimiter returns the limiter called name (default "workers") under
@@ -49,6 +51,7 @@ func NewRateLimiter(l *Log, name string, perSecond float64, burst int) *RateLimi
 	return &RateLimiter{
 		l: l, key: l.prefix + ":ratelimit:" + name,
 		interval: max(1, int64(float64(time.Second/time.Microsecond)/perSecond)), burst: burst,
+		pending: make(chan struct{}, burst),
 	}
 }
 
@@ -91,10 +94,17 @@ end
 return 1
 `)
 
-// Wait implements tasks.Limiter: it reserves the next start and sleeps
-// until it, or gives it back and returns ctx's error if ctx ends first. A
-// Redis failure is returned as it is.
+// Wait implements tasks.Limiter: once fewer than burst of the process's
+// calls hold a start, it reserves the next start and sleeps until it, or
+// gives it back and returns ctx's error if ctx ends first. A Redis failure
+// is returned as it is.
 func (r *RateLimiter) Wait(ctx context.Context) error {
+	select {
+	case r.pending <- struct{}{}:
+		defer func() { <-r.pending }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	res, err := r.l.runScript(ctx, rateReserveScript, []string{r.key}, r.interval, r.burst).Slice()
 	if err != nil {
 		return fmt.Errorf("store/redis: rate limiter: %w", err)

@@ -130,3 +130,35 @@ func TestRateLimiterGivesBackOnlyTheLast(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimiterCrashedProcess: a process that dies while ten of its
+// runs wait for their starts cannot give them back, but it held at most
+// burst of them reserved: another process's start comes within a few
+// intervals, not after the ten.
+func TestRateLimiterCrashedProcess(t *testing.T) {
+	prefix := redistest.Prefix(t)
+	dying, err := redis.Open(t.Context(), redistest.URL(t), redis.Options{Prefix: prefix}) // closed below
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := redis.NewRateLimiter(dying, "", 10, 1)
+	b := redis.NewRateLimiter(open(t, prefix, redis.Options{}), "", 10, 1)
+	ctx, kill := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { _ = a.Wait(ctx) })
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := dying.Close(); err != nil { // no start can go back now
+		t.Fatal(err)
+	}
+	kill()
+	wg.Wait()
+	// a started one and held one more (at 100ms); b's is at 200ms.
+	start := time.Now()
+	wait, cancel := context.WithTimeout(t.Context(), 600*time.Millisecond)
+	defer cancel()
+	if err := b.Wait(wait); err != nil {
+		t.Errorf("after a process died with ten runs waiting at 10 a second: %v after %s; want a start within about 200ms", err, time.Since(start))
+	}
+}
