@@ -25,9 +25,9 @@ var _ tasks.Limiter = (*RateLimiter)(nil)
 // which keeps the rate under the cap). A process reserves at most burst
 // starts at a time, its other callers waiting their turn in memory, so
 // that a process killed while its runs wait holds at most burst starts
-// it will not use: the others wait at most burst/rate seconds for them. Times are the server's (TIME), which every
-// process shares, as a Lease's are. The key expires a second after the
-// last start it reserved.
+// it will not use: the others wait at most burst/rate seconds for them.
+// Times are the server's (TIME), which every process shares, as a
+// Lease's are. The key expires a second after the next free start.
 //
 // A RateLimiter is safe for concurrent use.
 type RateLimiter struct {
